@@ -1,0 +1,16 @@
+# One image for web, worker and beat (see docker-compose.yml).
+FROM python:3.11-slim-bookworm
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends gdal-bin npm \
+ && rm -rf /var/lib/apt/lists/*
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN npm ci --no-audit --no-fund --loglevel=error
+COPY pyproject.toml README.md ./
+COPY tracker/__init__.py tracker/__init__.py
+COPY api/__init__.py api/__init__.py
+RUN pip install --no-cache-dir -e .
+COPY . .
+RUN scripts/vendor.sh && DJANGO_SECRET_KEY=build python manage.py collectstatic --noinput -v0
+EXPOSE 8000
+CMD ["gunicorn", "tracker.wsgi:application", "--bind", "0.0.0.0:8000", "--workers", "3"]

@@ -1,0 +1,42 @@
+import pytest
+from django.core.cache import cache
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup, django_db_blocker):
+    """The test database starts with the gazetteer and the demo data (idempotent, so a
+    reused database is only topped up). Tests run inside transactions on top of it."""
+    from tracker.services.demo import demo_load
+
+    with django_db_blocker.unblock():
+        demo_load()
+
+
+@pytest.fixture
+def demo(django_db_setup):
+    """Demo data for tests whose database was flushed by an earlier transactional test."""
+    from tracker.services.demo import demo_load
+
+    demo_load()
+
+
+@pytest.fixture(autouse=True)
+def _clear_cache():
+    yield
+    # Only this run's keys (the test prefix): clear() would flush the whole Redis database.
+    cache.delete_pattern("*")
+
+
+@pytest.fixture
+def make_user(django_user_model):
+    from django.contrib.auth.models import Group
+
+    def make(username: str, role: str | None = None, **extra):
+        user = django_user_model.objects.create_user(
+            username=username, password="pw-12345!", **extra
+        )
+        if role:
+            user.groups.add(Group.objects.get(name=role))
+        return user
+
+    return make

@@ -1,0 +1,26 @@
+"""Thin Celery wrappers: each takes ids, imports its service inside, and is idempotent."""
+
+from __future__ import annotations
+
+import time
+
+from celery import shared_task
+from django.core.cache import cache
+
+
+@shared_task(bind=True, autoretry_for=(ConnectionError,), retry_backoff=True, max_retries=5)
+def event_geocode(self, event_id: int) -> dict:
+    """Give an event placed by coordinates only its gazetteer city and region."""
+    from tracker.services.geocoding import event_geocode as geocode
+
+    return geocode(event_id=event_id)
+
+
+@shared_task
+def heartbeat() -> float:
+    """Run by beat every minute; /healthz shows how long ago a worker last ran it."""
+    from tracker.health import HEARTBEAT_KEY
+
+    now = time.time()
+    cache.set(HEARTBEAT_KEY, now, timeout=None)
+    return now
