@@ -1,4 +1,8 @@
-"""REST API v1, mounted at /api/v1/. The endpoints come with the REST API issue."""
+"""REST API v1, mounted at /api/v1/."""
+
+from django.urls import include, path
 
 app_name = "api"
-urlpatterns: list = []
+urlpatterns = [
+    path("", include("api.imports.urls")),
+]
