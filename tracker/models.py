@@ -237,6 +237,16 @@ class Event(models.Model):
         default=False,
         help_text=_("Synthetic demo record, not a real event."),
     )
+    auto_coded = ArrayField(
+        models.CharField(max_length=30),
+        verbose_name=_("auto-coded fields"),
+        default=list,
+        blank=True,
+        help_text=_(
+            "Fields an importer filled from the notes by keyword rules; a moderator should "
+            "check them and remove the field name once confirmed."
+        ),
+    )
     submitted_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         null=True,
@@ -435,6 +445,10 @@ class ExternalId(models.Model):
     event = models.ForeignKey(Event, on_delete=models.CASCADE, related_name="external_ids")
     scheme = models.CharField(max_length=20)
     value = models.CharField(max_length=100)
+    # What the other dataset says about its record, so a re-import can tell "unchanged" from
+    # "updated": ACLED's `timestamp`, and a hash of the row as it was mapped.
+    version = models.CharField(max_length=40, blank=True)
+    fingerprint = models.CharField(max_length=64, blank=True)
 
     history = HistoricalRecords(get_user=history_user)
 
@@ -461,3 +475,145 @@ class ExternalId(models.Model):
                 params={"text": text},
             )
         return scheme.strip().lower(), value.strip()
+
+
+class JobStatus(models.TextChoices):
+    QUEUED = "queued", _("queued")
+    RUNNING = "running", _("running")
+    SUCCEEDED = "succeeded", _("succeeded")
+    FAILED = "failed", _("failed")
+
+
+class ImportFormat(models.TextChoices):
+    ACLED = "acled", "ACLED"
+    CCC = "ccc", _("Crowd Counting Consortium")
+    MM = "mm", _("Mass Mobilization")
+    NATIVE = "native", _("this tracker's CSV or GeoJSON")
+
+
+class ImportJob(models.Model):
+    """One uploaded file and what importing it did. The counts add up to `rows_total`."""
+
+    Status = JobStatus
+    Format = ImportFormat
+
+    format = models.CharField(_("format"), max_length=10, choices=ImportFormat.choices)
+    file = models.FileField(_("file"), upload_to="imports/%Y/%m/")
+    original_name = models.CharField(_("file name"), max_length=255, blank=True)
+    publish = models.BooleanField(
+        _("publish"),
+        default=False,
+        help_text=_("Trusted source: imported events arrive published instead of pending."),
+    )
+    status = models.CharField(
+        _("status"), max_length=10, choices=JobStatus.choices, default=JobStatus.QUEUED
+    )
+    message = models.TextField(_("message"), blank=True)
+    rows_total = models.PositiveIntegerField(default=0)
+    rows_done = models.PositiveIntegerField(default=0)
+    rows_created = models.PositiveIntegerField(default=0)
+    rows_updated = models.PositiveIntegerField(default=0)
+    rows_unchanged = models.PositiveIntegerField(default=0)
+    rows_skipped = models.PositiveIntegerField(default=0)
+    rows_failed = models.PositiveIntegerField(default=0)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="import_jobs",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("import job")
+        verbose_name_plural = _("import jobs")
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(status__in=JobStatus.values), name="importjob_status_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(format__in=ImportFormat.values), name="importjob_format_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(rows_done__lte=F("rows_total")), name="importjob_done_le_total"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_format_display()} import {self.pk} ({self.status})"
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in (JobStatus.SUCCEEDED, JobStatus.FAILED)
+
+
+class ImportIssue(models.Model):
+    """One line of a job's row-level report: a row skipped on purpose or one that failed."""
+
+    class Kind(models.TextChoices):
+        SKIPPED = "skipped", _("skipped")
+        FAILED = "failed", _("failed")
+
+    job = models.ForeignKey(ImportJob, on_delete=models.CASCADE, related_name="issues")
+    row = models.PositiveIntegerField(help_text=_("Line in the file; the header is line 1."))
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    column = models.CharField(max_length=100, blank=True)
+    value = models.TextField(blank=True)
+    reason = models.TextField()
+
+    class Meta:
+        ordering = ["job", "row", "id"]
+        indexes = [models.Index(fields=["job", "row"], name="importissue_job_row_idx")]
+
+    def __str__(self) -> str:
+        return f"row {self.row}: {self.reason}"
+
+
+class ExportLayout(models.TextChoices):
+    ACLED = "acled", _("ACLED-like")
+    CCC = "ccc", _("Crowd Counting Consortium-like")
+
+
+class ExportJob(models.Model):
+    """An export too large to stream in one request, written to a file by a worker."""
+
+    Status = JobStatus
+    Layout = ExportLayout
+
+    layout = models.CharField(_("layout"), max_length=10, choices=ExportLayout.choices)
+    query = models.TextField(_("filters"), blank=True, help_text=_("The API query string."))
+    status = models.CharField(
+        _("status"), max_length=10, choices=JobStatus.choices, default=JobStatus.QUEUED
+    )
+    message = models.TextField(_("message"), blank=True)
+    file = models.FileField(_("file"), upload_to="exports/%Y/%m/", blank=True)
+    rows_written = models.PositiveIntegerField(default=0)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="export_jobs",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("export job")
+        verbose_name_plural = _("export jobs")
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(status__in=JobStatus.values), name="exportjob_status_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(layout__in=ExportLayout.values), name="exportjob_layout_valid"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_layout_display()} export {self.pk} ({self.status})"
