@@ -15,6 +15,8 @@ from django import forms
 from django.contrib.gis.geos import Point, Polygon
 from django.contrib.gis.measure import D
 from django.db.models import Q, QuerySet
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
 
 from tracker import taxonomy
 from tracker.models import Event
@@ -146,22 +148,27 @@ def city_lookup_by_id(city_id: int):
     return City.objects.filter(pk=city_id).values_list("id", flat=True)
 
 
+@extend_schema_field(OpenApiTypes.STR)
 class SlugListFilter(django_filters.Filter):
     field_class = SlugListField
 
 
+@extend_schema_field(OpenApiTypes.STR)
 class CountryListFilter(django_filters.Filter):
     field_class = CountryListField
 
 
+@extend_schema_field(OpenApiTypes.STR)
 class CityFilter(django_filters.Filter):
     field_class = CityField
 
 
+@extend_schema_field(OpenApiTypes.STR)
 class BBoxFilter(django_filters.Filter):
     field_class = BBoxField
 
 
+@extend_schema_field(OpenApiTypes.STR)
 class LonLatFilter(django_filters.Filter):
     field_class = LonLatField
 

@@ -5,11 +5,14 @@ from __future__ import annotations
 import math
 
 from django.contrib.gis.db.models.functions import Distance
-from django.contrib.gis.geos import Point
+from django.contrib.gis.geos import GEOSGeometry, Point
 from django.contrib.gis.measure import D
-from django.db.models import QuerySet
+from django.db import connection
+from django.db.models import Prefetch, Q, QuerySet
 
-from tracker.models import City, Event, normalize_name
+from tracker import taxonomy
+from tracker.history import is_moderator
+from tracker.models import City, CityName, Event, ExternalId, Organization, Source, normalize_name
 
 
 def city_lookup(name: str, *, country: str | None = None) -> QuerySet[City]:
@@ -32,6 +35,21 @@ def city_search(query: str, *, limit: int = 20) -> QuerySet[City]:
     return City.objects.filter(id__in=ids).order_by("-population", "name")[:limit]
 
 
+def city_list(*, query: str = "", country: str | None = None, limit: int = 20) -> QuerySet[City]:
+    """Cities for a picker: those with a name starting with `query` (any language), or the
+    most populous ones when there is no query; optionally in one country."""
+    cities = City.objects.all()
+    key = normalize_name(query) if query else ""
+    if query and not key:
+        return City.objects.none()
+    if key:
+        ids = CityName.objects.filter(normalized__startswith=key).values("city_id")
+        cities = cities.filter(id__in=ids)
+    if country:
+        cities = cities.filter(country=country.upper())
+    return cities.order_by("-population", "name", "id")[:limit]
+
+
 def city_nearest(point: Point, *, max_km: float = 30) -> City | None:
     """The nearest gazetteer city within `max_km` of `point`, if any."""
     # A generous box in degrees first (uses the GiST index), then the true distance.
@@ -48,3 +66,144 @@ def city_nearest(point: Point, *, max_km: float = 30) -> City | None:
 
 def event_published_list() -> QuerySet[Event]:
     return Event.objects.published()
+
+
+def event_visible_to(user) -> QuerySet[Event]:
+    """Events `user` may read: published ones; a contributor's own submissions too; every
+    event for moderators. Never keyed on anything a client could forge."""
+    if is_moderator(user):
+        return Event.objects.all()
+    if user is not None and user.is_authenticated:
+        return Event.objects.filter(Q(status=Event.Status.PUBLISHED) | Q(submitted_by=user))
+    return Event.objects.published()
+
+
+def event_submissions(*, user) -> QuerySet[Event]:
+    """What `user` submitted, in any status, newest first: their submission tracker."""
+    return Event.objects.filter(submitted_by=user).order_by("-created_at", "-id")
+
+
+def event_with_related(queryset: QuerySet[Event]) -> QuerySet[Event]:
+    """Everything an event's representation needs, in a fixed number of queries."""
+    return queryset.select_related("city").prefetch_related(
+        Prefetch("sources", queryset=Source.objects.order_by("id")),
+        Prefetch("organizers", queryset=Organization.objects.order_by("name")),
+        Prefetch("external_ids", queryset=ExternalId.objects.order_by("scheme", "value")),
+    )
+
+
+class TrendInterval:
+    YEAR = "year"
+    MONTH = "month"
+    CHOICES = (YEAR, MONTH)
+
+
+class TrendGroup:
+    GRIEVANCE = "grievance"
+    POLICE_RESPONSE = "police_response"
+    CITY = "city"
+    COUNTRY = "country"
+    CHOICES = (GRIEVANCE, POLICE_RESPONSE, CITY, COUNTRY)
+
+
+def event_trends(
+    *, queryset: QuerySet[Event], interval: str = TrendInterval.YEAR, by: str | None = None
+) -> list[dict]:
+    """Events, arrests, events with arrests and events with force per period (and group).
+
+    One GROUP BY in PostgreSQL over the filtered events. With by=grievance or
+    by=police_response an event counts once in each of its categories (the array is
+    unnested), so the groups of one period can add up to more than its events.
+    """
+    if interval not in TrendInterval.CHOICES:
+        raise ValueError(f"interval must be one of {TrendInterval.CHOICES}")
+    if by is not None and by not in TrendGroup.CHOICES:
+        raise ValueError(f"by must be one of {TrendGroup.CHOICES}")
+    inner_sql, inner_params = (
+        queryset.order_by()
+        .values("id", "date", "arrests", "police_responses", "grievances", "country", "city_id")
+        .query.sql_with_params()
+    )
+    period_format = "YYYY" if interval == TrendInterval.YEAR else "YYYY-MM"
+    join, group = "", None
+    if by == TrendGroup.GRIEVANCE:
+        join, group = "CROSS JOIN LATERAL unnest(e.grievances) AS g(slug)", "g.slug"
+    elif by == TrendGroup.POLICE_RESPONSE:
+        join, group = "CROSS JOIN LATERAL unnest(e.police_responses) AS g(slug)", "g.slug"
+    elif by == TrendGroup.COUNTRY:
+        group = "e.country"
+    elif by == TrendGroup.CITY:
+        join, group = f"LEFT JOIN {City._meta.db_table} c ON c.id = e.city_id", "c.name"
+    group_select = f", {group} AS grp" if group else ""
+    group_by = ", c.id, c.name" if by == TrendGroup.CITY else (f", {group}" if group else "")
+    # Identifiers above come from fixed choices, values only through parameters.
+    sql = f"""
+        SELECT to_char(e.date, %s) AS period{group_select},
+               count(*) AS events,
+               coalesce(sum(e.arrests), 0) AS arrests,
+               count(*) FILTER (WHERE e.arrests > 0) AS events_with_arrests,
+               count(*) FILTER (WHERE e.police_responses && %s::varchar[]) AS events_with_force
+        FROM ({inner_sql}) e {join}
+        GROUP BY to_char(e.date, %s){group_by}
+        ORDER BY 1{", 2" if group else ""}
+    """  # noqa: S608
+    force = sorted(taxonomy.FORCE_RESPONSES)
+    params = (period_format, force, *inner_params, period_format)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
+    results = []
+    for row in rows:
+        item = {"period": row[0]}
+        offset = 1
+        if group:
+            item["group"] = row[1]
+            offset = 2
+        events, arrests, with_arrests, with_force = row[offset : offset + 4]
+        item.update(
+            events=events,
+            arrests=int(arrests),
+            events_with_arrests=with_arrests,
+            events_with_force=with_force,
+        )
+        results.append(item)
+    return results
+
+
+def _plain(value):
+    """A history value as JSON can hold it (points as [lon, lat])."""
+    if isinstance(value, GEOSGeometry):
+        return [value.x, value.y] if isinstance(value, Point) else value.wkt
+    return value
+
+
+def event_history(*, event: Event) -> list[dict]:
+    """The edit history of `event`, newest first, each record with the fields it changed.
+
+    The historical table has no submitter column, and contributors' edits are stored
+    without a user (see tracker.history), so nothing here can reveal who reported.
+    """
+    records = list(event.history.select_related("history_user").order_by("-history_date"))
+    entries = []
+    for index, record in enumerate(records):
+        previous = records[index + 1] if index + 1 < len(records) else None
+        changes = []
+        if previous is not None:
+            delta = record.diff_against(previous, foreign_keys_are_objs=False)
+            changes = [
+                {"field": change.field, "old": _plain(change.old), "new": _plain(change.new)}
+                for change in delta.changes
+            ]
+        user = record.history_user
+        entries.append(
+            {
+                "id": record.history_id,
+                "date": record.history_date,
+                "type": {"+": "created", "~": "changed", "-": "deleted"}[record.history_type],
+                "user": user.get_username() if user is not None else None,
+                "reason": record.history_change_reason or "",
+                "status": record.status,
+                "changes": changes,
+            }
+        )
+    return entries

@@ -182,21 +182,47 @@ CELERY_BEAT_SCHEDULE = {
 
 REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    # Token first: an anonymous write then gets 401 with `WWW-Authenticate: Token`.
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.SessionAuthentication",
         "rest_framework.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticatedOrReadOnly"],
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["api.parsers.LimitedJSONParser"],
+    "EXCEPTION_HANDLER": "api.exceptions.api_exception_handler",
+    # Counters live in the default cache (Redis), so every gunicorn worker shares them.
+    "DEFAULT_THROTTLE_CLASSES": [
+        "rest_framework.throttling.AnonRateThrottle",
+        "rest_framework.throttling.UserRateThrottle",
+    ],
+    "DEFAULT_THROTTLE_RATES": {
+        "anon": env("API_THROTTLE_ANON", default="600/minute"),
+        "user": env("API_THROTTLE_USER", default="3000/minute"),
+        "auth": env("API_THROTTLE_AUTH", default="10/minute"),
+    },
+    "NUM_PROXIES": env.int("API_NUM_PROXIES", default=0),
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Protest event tracker API",
-    "DESCRIPTION": "Published protest events, trends, taxonomy and gazetteer.",
+    "DESCRIPTION": (
+        "Published protest events (JSON, GeoJSON, CSV) with filters, yearly and monthly "
+        "trends, the taxonomy and the gazetteer; submissions and moderation for signed-in "
+        "contributors and moderators. Send `Authorization: Token <key>` from scripts."
+    ),
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "TAGS": [
+        {"name": "events", "description": "Events, submissions, review and history."},
+        {"name": "stats", "description": "Aggregates for charts."},
+        {"name": "reference", "description": "Taxonomy and gazetteer."},
+        {"name": "auth", "description": "API tokens."},
+    ],
 }
 
 # GDAL 3.6 (Debian 12) is older than the version Django 5.2 recommends; what this project

@@ -1,0 +1,21 @@
+"""Formats of the event endpoints besides JSON."""
+
+from __future__ import annotations
+
+from rest_framework.renderers import JSONRenderer
+
+
+class GeoJSONRenderer(JSONRenderer):
+    """`?format=geojson` or `Accept: application/geo+json` (RFC 7946)."""
+
+    media_type = "application/geo+json"
+    format = "geojson"
+
+
+class CSVRenderer(JSONRenderer):
+    """`?format=csv`. The view streams the rows itself (see api.views.events); this class
+    exists for content negotiation, and renders anything else (errors) as JSON."""
+
+    media_type = "text/csv"
+    format = "csv"
+    charset = "utf-8"

@@ -1,0 +1,264 @@
+"""Representations of events: JSON, GeoJSON Feature, submission (with its review), input.
+
+None of them has a field for who submitted an event, on purpose.
+"""
+
+from __future__ import annotations
+
+from django.contrib.gis.geos import Point
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+from rest_framework_gis.serializers import GeoFeatureModelSerializer
+
+from tracker import taxonomy
+from tracker.models import City, Event, Source
+from tracker.selectors import city_lookup
+
+
+class EventSourceSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Source
+        fields = ["url", "title", "publisher", "published_on", "language"]
+
+
+class EventSerializer(serializers.ModelSerializer):
+    """A published event as API clients read it."""
+
+    city = serializers.CharField(
+        source="city.name", read_only=True, allow_null=True, help_text="English name."
+    )
+    longitude = serializers.SerializerMethodField()
+    latitude = serializers.SerializerMethodField()
+    organizers = serializers.SlugRelatedField(many=True, read_only=True, slug_field="name")
+    sources = EventSourceSerializer(many=True, read_only=True)
+    external_ids = serializers.SerializerMethodField(
+        help_text='Ids of this event in other datasets, e.g. "acled:KAZ1234".'
+    )
+
+    class Meta:
+        model = Event
+        fields = [
+            "id",
+            "title",
+            "description",
+            "date",
+            "end_date",
+            "date_precision",
+            "city",
+            "city_id",
+            "country",
+            "admin1",
+            "location_detail",
+            "longitude",
+            "latitude",
+            "geo_precision",
+            "grievances",
+            "police_responses",
+            "arrests",
+            "injuries",
+            "deaths",
+            "participants_low",
+            "participants_high",
+            "organizers",
+            "sources",
+            "external_ids",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = fields
+
+    def get_longitude(self, event: Event) -> float | None:
+        return event.location.x if event.location is not None else None
+
+    def get_latitude(self, event: Event) -> float | None:
+        return event.location.y if event.location is not None else None
+
+    @extend_schema_field(serializers.ListField(child=serializers.CharField()))
+    def get_external_ids(self, event: Event) -> list[str]:
+        return [f"{ext.scheme}:{ext.value}" for ext in event.external_ids.all()]
+
+
+class EventSubmissionSerializer(EventSerializer):
+    """An event as its contributor (or a moderator) sees it: with status and review."""
+
+    class Meta(EventSerializer.Meta):
+        fields = [*EventSerializer.Meta.fields, "status", "review_note", "reviewed_at"]
+        read_only_fields = fields
+
+
+class EventFeatureSerializer(GeoFeatureModelSerializer, EventSerializer):
+    """A GeoJSON Feature; `properties` carry the same fields as the JSON representation."""
+
+    class Meta(EventSerializer.Meta):
+        geo_field = "location"
+        # Keep `id` in the properties (map popups read it there) and copy it to the Feature.
+        id_field = False
+        fields = [
+            name for name in EventSerializer.Meta.fields if name not in ("longitude", "latitude")
+        ]
+        read_only_fields = fields
+
+    def to_representation(self, instance):
+        feature = super().to_representation(instance)
+        feature["id"] = instance.pk
+        return feature
+
+
+class SourceInputSerializer(serializers.Serializer):
+    url = serializers.URLField(max_length=1000, required=False, allow_blank=True)
+    title = serializers.CharField(max_length=500, required=False, allow_blank=True)
+    publisher = serializers.CharField(max_length=200, required=False, allow_blank=True)
+    published_on = serializers.DateField(required=False, allow_null=True)
+    language = serializers.CharField(max_length=10, required=False, allow_blank=True)
+
+    def validate(self, attrs):
+        if not attrs.get("url") and not attrs.get("title"):
+            raise serializers.ValidationError("A source needs a url or a title.")
+        return attrs
+
+
+def _slug_choice(vocabulary: tuple[str, ...]) -> serializers.ChoiceField:
+    return serializers.ChoiceField(
+        choices=vocabulary,
+        error_messages={
+            "invalid_choice": f'"{{input}}" is not known. Choose from: {", ".join(vocabulary)}.'
+        },
+    )
+
+
+class EventInputSerializer(serializers.Serializer):
+    """What a contributor or moderator sends to create or edit an event.
+
+    `city` is a gazetteer id or any name of the city; longitude and latitude go together.
+    Validation of the whole event (dates, crowd estimates, city in country) is the
+    service's job, so that every writer gets the same rules.
+    """
+
+    title = serializers.CharField(max_length=300)
+    description = serializers.CharField(required=False, allow_blank=True, max_length=20000)
+    date = serializers.DateField()
+    end_date = serializers.DateField(required=False, allow_null=True)
+    date_precision = serializers.ChoiceField(choices=Event.DatePrecision.choices, required=False)
+    country = serializers.RegexField(
+        r"^[A-Za-z]{2}$",
+        required=False,
+        error_messages={"invalid": "A country is an ISO 3166-1 alpha-2 code such as KZ."},
+    )
+    admin1 = serializers.CharField(max_length=120, required=False, allow_blank=True)
+    city = serializers.CharField(
+        max_length=120,
+        required=False,
+        allow_null=True,
+        help_text="Gazetteer city id, or any of its names.",
+    )
+    location_detail = serializers.CharField(max_length=200, required=False, allow_blank=True)
+    longitude = serializers.FloatField(
+        min_value=-180, max_value=180, required=False, allow_null=True
+    )
+    latitude = serializers.FloatField(min_value=-90, max_value=90, required=False, allow_null=True)
+    geo_precision = serializers.ChoiceField(
+        choices=Event.GeoPrecision.choices, required=False, allow_null=True
+    )
+    grievances = serializers.ListField(
+        child=_slug_choice(taxonomy.GRIEVANCE_SLUGS), min_length=1, max_length=20
+    )
+    police_responses = serializers.ListField(
+        child=_slug_choice(taxonomy.POLICE_RESPONSE_SLUGS), required=False, max_length=20
+    )
+    arrests = serializers.IntegerField(min_value=0, required=False, allow_null=True)
+    injuries = serializers.IntegerField(min_value=0, required=False, allow_null=True)
+    deaths = serializers.IntegerField(min_value=0, required=False, allow_null=True)
+    participants_low = serializers.IntegerField(min_value=0, required=False, allow_null=True)
+    participants_high = serializers.IntegerField(min_value=0, required=False, allow_null=True)
+    organizers = serializers.ListField(
+        child=serializers.CharField(max_length=200), required=False, max_length=50
+    )
+    sources = SourceInputSerializer(many=True, required=False, max_length=50)
+    external_ids = serializers.ListField(
+        child=serializers.CharField(max_length=120), required=False, max_length=20
+    )
+
+    def validate_city(self, value: str | None) -> City | None:
+        if value in (None, ""):
+            return None
+        value = value.strip()
+        if value.isdigit():
+            city = City.objects.filter(pk=int(value)).first()
+        else:
+            city = city_lookup(value, country=self.initial_data.get("country") or None).first()
+        if city is None:
+            raise serializers.ValidationError(
+                f"Unknown city: {value!r}. /api/v1/cities/?q= lists the cities the tracker knows."
+            )
+        return city
+
+    def validate_sources(self, value):
+        if not self.partial and not value:
+            raise serializers.ValidationError("Give at least one source (a url or a title).")
+        return value
+
+    def validate(self, attrs):
+        has_lon = attrs.get("longitude") is not None
+        has_lat = attrs.get("latitude") is not None
+        if has_lon != has_lat:
+            raise serializers.ValidationError(
+                {"longitude": ["Give longitude and latitude together, or neither."]}
+            )
+        if not self.partial and "sources" not in attrs:
+            raise serializers.ValidationError(
+                {"sources": ["Give at least one source (a url or a title)."]}
+            )
+        if not self.partial and not attrs.get("country") and not attrs.get("city"):
+            raise serializers.ValidationError(
+                {"country": ["Give the country (ISO code such as KZ) or a city."]}
+            )
+        return attrs
+
+    def service_arguments(self) -> dict:
+        """The validated data split the way tracker.services.events expects it."""
+        data = dict(self.validated_data)
+        arguments: dict = {}
+        for key in ("sources", "organizers", "external_ids"):
+            if key in data:
+                arguments[key] = data.pop(key)
+        lon, lat = data.pop("longitude", None), data.pop("latitude", None)
+        if lon is not None and lat is not None:
+            data["location"] = Point(lon, lat, srid=4326)
+        if "country" in data:
+            data["country"] = data["country"].upper()
+        for key in ("description", "admin1", "location_detail"):
+            if key in data and data[key] is None:
+                data[key] = ""
+        arguments["fields"] = data
+        return arguments
+
+
+class EventReviewSerializer(serializers.Serializer):
+    decision = serializers.ChoiceField(
+        choices=["publish", "reject"],
+        error_messages={"invalid_choice": '"{input}" is not a decision: use publish or reject.'},
+    )
+    note = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        max_length=5000,
+        help_text="Required when rejecting: the contributor reads it.",
+    )
+
+
+class EventHistoryChangeSerializer(serializers.Serializer):
+    field = serializers.CharField()
+    old = serializers.JSONField(allow_null=True)
+    new = serializers.JSONField(allow_null=True)
+
+
+class EventHistoryEntrySerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    date = serializers.DateTimeField()
+    type = serializers.ChoiceField(choices=["created", "changed", "deleted"])
+    user = serializers.CharField(
+        allow_null=True, help_text="Moderator or admin; empty for contributors' edits."
+    )
+    reason = serializers.CharField(allow_blank=True)
+    status = serializers.CharField()
+    changes = EventHistoryChangeSerializer(many=True)

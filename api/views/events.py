@@ -1,0 +1,334 @@
+"""/api/v1/events/ and /api/v1/submissions/: thin views over the selectors and services."""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterator
+
+from django.db.models.functions import Coalesce
+from django.http import StreamingHttpResponse
+from django_filters.rest_framework import DjangoFilterBackend
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import mixins, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.exceptions import ValidationError
+from rest_framework.filters import OrderingFilter
+from rest_framework.generics import ListAPIView
+from rest_framework.permissions import IsAuthenticated
+from rest_framework.renderers import JSONRenderer
+from rest_framework.response import Response
+
+from api.filters import EventFilterSet
+from api.pagination import EventCursorPagination
+from api.parsers import LimitedJSONParser
+from api.permissions import CanReadHistory, EventAccess, IsModerator
+from api.renderers import CSVRenderer, GeoJSONRenderer
+from api.serializers.events import (
+    EventFeatureSerializer,
+    EventHistoryEntrySerializer,
+    EventInputSerializer,
+    EventReviewSerializer,
+    EventSerializer,
+    EventSubmissionSerializer,
+)
+from tracker.models import Event
+from tracker.selectors import (
+    event_history,
+    event_submissions,
+    event_visible_to,
+    event_with_related,
+)
+from tracker.services.events import event_create, event_review, event_update
+
+
+class EventOrderingFilter(OrderingFilter):
+    """`ordering=date|-date|arrests|-arrests|updated_at|-updated_at` (default -date).
+
+    The id is always the second key, so equal dates page in a stable order. Events whose
+    arrests were not reported sort as fewer than zero, because a cursor cannot point at NULL.
+    """
+
+    ordering_fields = ["date", "arrests", "updated_at"]
+    columns = {"date": "date", "arrests": "arrests_sort", "updated_at": "updated_at"}
+    default = ("-date", "-id")
+
+    def get_ordering(self, request, queryset, view):
+        raw = request.query_params.get(self.ordering_param)
+        if not raw:
+            return self.default
+        term = raw.strip()
+        name = term.removeprefix("-")
+        if name not in self.columns:
+            raise ValidationError(
+                {
+                    self.ordering_param: [
+                        f"Cannot order by {raw!r}. Use one of: "
+                        + ", ".join(f"{n}, -{n}" for n in self.ordering_fields)
+                        + "."
+                    ]
+                }
+            )
+        sign = "-" if term.startswith("-") else ""
+        return (f"{sign}{self.columns[name]}", f"{sign}id")
+
+    def filter_queryset(self, request, queryset, view):
+        ordering = self.get_ordering(request, queryset, view)
+        if ordering[0].lstrip("-") == "arrests_sort":
+            queryset = queryset.annotate(arrests_sort=Coalesce("arrests", -1))
+        return queryset.order_by(*ordering)
+
+
+CSV_COLUMNS = [
+    "id",
+    "title",
+    "date",
+    "end_date",
+    "date_precision",
+    "country",
+    "admin1",
+    "city",
+    "city_id",
+    "location_detail",
+    "longitude",
+    "latitude",
+    "geo_precision",
+    "grievances",
+    "police_responses",
+    "arrests",
+    "injuries",
+    "deaths",
+    "participants_low",
+    "participants_high",
+    "organizers",
+    "source_urls",
+    "source_titles",
+    "external_ids",
+    "description",
+    "updated_at",
+]
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _cell(value) -> str:
+    if value is None:
+        return ""
+    text = str(value)
+    # A spreadsheet would run a text cell that starts like a formula.
+    if isinstance(value, str) and text.startswith(_FORMULA_START):
+        return "'" + text
+    return text
+
+
+def _csv_row(event: Event) -> list[str]:
+    sources = list(event.sources.all())
+    values = {
+        "id": event.pk,
+        "title": event.title,
+        "date": event.date.isoformat(),
+        "end_date": event.end_date.isoformat() if event.end_date else None,
+        "date_precision": event.date_precision,
+        "country": event.country,
+        "admin1": event.admin1,
+        "city": event.city.name if event.city_id else None,
+        "city_id": event.city_id,
+        "location_detail": event.location_detail,
+        "longitude": event.location.x if event.location is not None else None,
+        "latitude": event.location.y if event.location is not None else None,
+        "geo_precision": event.geo_precision,
+        "grievances": ";".join(event.grievances),
+        "police_responses": ";".join(event.police_responses),
+        "arrests": event.arrests,
+        "injuries": event.injuries,
+        "deaths": event.deaths,
+        "participants_low": event.participants_low,
+        "participants_high": event.participants_high,
+        "organizers": ";".join(org.name for org in event.organizers.all()),
+        "source_urls": ";".join(s.url for s in sources if s.url),
+        "source_titles": ";".join(s.title for s in sources if s.title),
+        "external_ids": ";".join(f"{x.scheme}:{x.value}" for x in event.external_ids.all()),
+        "description": event.description,
+        "updated_at": event.updated_at.isoformat(),
+    }
+    return [_cell(values[column]) for column in CSV_COLUMNS]
+
+
+class _Echo:
+    def write(self, value: str) -> str:
+        return value
+
+
+def _csv_lines(queryset) -> Iterator[str]:
+    writer = csv.writer(_Echo())
+    yield writer.writerow(CSV_COLUMNS)
+    # chunk_size keeps memory flat and still lets prefetch_related batch each chunk.
+    for event in queryset.iterator(chunk_size=1000):
+        yield writer.writerow(_csv_row(event))
+
+
+def events_csv_response(queryset, filename: str = "events.csv") -> StreamingHttpResponse:
+    response = StreamingHttpResponse(_csv_lines(queryset), content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response
+
+
+FORMAT_PARAMETER = OpenApiParameter(
+    "format",
+    OpenApiTypes.STR,
+    enum=["json", "geojson", "csv"],
+    description="json (default), geojson (FeatureCollection; also Accept: application/geo+json)"
+    " or csv (every matching event, streamed; page_size and cursor are ignored).",
+)
+
+
+@extend_schema(tags=["events"])
+class EventViewSet(
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.CreateModelMixin,
+    mixins.UpdateModelMixin,
+    viewsets.GenericViewSet,
+):
+    """Published events; contributors' submissions; moderators' edits and reviews."""
+
+    filter_backends = [DjangoFilterBackend, EventOrderingFilter]
+    filterset_class = EventFilterSet
+    pagination_class = EventCursorPagination
+    permission_classes = [EventAccess]
+    parser_classes = [LimitedJSONParser]
+    serializer_class = EventSerializer
+    http_method_names = ["get", "post", "patch", "head", "options"]
+
+    def get_renderers(self):
+        if self.action in ("list", "retrieve"):
+            return [JSONRenderer(), GeoJSONRenderer(), CSVRenderer()]
+        return [JSONRenderer()]
+
+    def get_queryset(self):
+        if self.action == "list":
+            queryset = Event.objects.published()
+        else:
+            queryset = event_visible_to(self.request.user)
+        return event_with_related(queryset)
+
+    def filter_queryset(self, queryset):
+        # Query filters select from the list; they never hide a single event by id.
+        if self.action != "list":
+            return queryset
+        return super().filter_queryset(queryset)
+
+    def _output_serializer(self, event: Event):
+        if event.status != Event.Status.PUBLISHED:
+            return EventSubmissionSerializer(event, context=self.get_serializer_context())
+        return EventSerializer(event, context=self.get_serializer_context())
+
+    def _fresh(self, event: Event) -> Event:
+        return event_with_related(Event.objects.filter(pk=event.pk)).get()
+
+    @extend_schema(
+        parameters=[FORMAT_PARAMETER],
+        responses={
+            200: EventSerializer(many=True),
+            (200, "application/geo+json"): EventFeatureSerializer(many=True),
+            (200, "text/csv"): OpenApiTypes.STR,
+        },
+    )
+    def list(self, request, *args, **kwargs):
+        queryset = self.filter_queryset(self.get_queryset())
+        output = request.accepted_renderer.format
+        if output == "csv":
+            return events_csv_response(queryset)
+        page = self.paginate_queryset(queryset)
+        links = self.paginator.get_page_links()
+        if output == "geojson":
+            collection = EventFeatureSerializer(page, many=True).data
+            return Response({**collection, **links})
+        return Response({**links, "results": EventSerializer(page, many=True).data})
+
+    @extend_schema(
+        parameters=[FORMAT_PARAMETER],
+        responses={
+            200: EventSubmissionSerializer,
+            (200, "application/geo+json"): EventFeatureSerializer,
+            (200, "text/csv"): OpenApiTypes.STR,
+        },
+    )
+    def retrieve(self, request, *args, **kwargs):
+        event = self.get_object()
+        output = request.accepted_renderer.format
+        if output == "csv":
+            return events_csv_response(
+                event_with_related(Event.objects.filter(pk=event.pk)), f"event-{event.pk}.csv"
+            )
+        if output == "geojson":
+            return Response(EventFeatureSerializer(event).data)
+        return Response(self._output_serializer(event).data)
+
+    @extend_schema(request=EventInputSerializer, responses={201: EventSubmissionSerializer})
+    def create(self, request, *args, **kwargs):
+        serializer = EventInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        event = event_create(
+            **serializer.service_arguments(), submitted_by=request.user, actor=request.user
+        )
+        return Response(
+            EventSubmissionSerializer(self._fresh(event)).data, status=status.HTTP_201_CREATED
+        )
+
+    @extend_schema(request=EventInputSerializer, responses={200: EventSubmissionSerializer})
+    def partial_update(self, request, *args, **kwargs):
+        event = self.get_object()
+        serializer = EventInputSerializer(data=request.data, partial=True)
+        serializer.is_valid(raise_exception=True)
+        event = event_update(event=event, actor=request.user, **serializer.service_arguments())
+        return Response(EventSubmissionSerializer(self._fresh(event)).data)
+
+    def update(self, request, *args, **kwargs):  # PUT is not offered; PATCH is
+        return self.http_method_not_allowed(request, *args, **kwargs)
+
+    @extend_schema(request=EventReviewSerializer, responses={200: EventSubmissionSerializer})
+    @action(detail=True, methods=["post"], permission_classes=[IsModerator])
+    def review(self, request, pk=None):
+        """Publish (needs at least one source) or reject with a reason."""
+        event = self.get_object()
+        serializer = EventReviewSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        event = event_review(
+            event=event,
+            moderator=request.user,
+            decision=serializer.validated_data["decision"],
+            note=serializer.validated_data.get("note", ""),
+        )
+        return Response(EventSubmissionSerializer(self._fresh(event)).data)
+
+    @extend_schema(responses={200: EventHistoryEntrySerializer(many=True)})
+    @action(
+        detail=True, methods=["get"], permission_classes=[CanReadHistory], pagination_class=None
+    )
+    def history(self, request, pk=None):
+        """Every change of the event, newest first (moderators only)."""
+        event = self.get_object()
+        entries = event_history(event=event)
+        return Response(EventHistoryEntrySerializer(entries, many=True).data)
+
+
+class SubmissionCursorPagination(EventCursorPagination):
+    ordering = ("-created_at", "-id")
+
+
+@extend_schema(tags=["events"], responses={200: EventSubmissionSerializer(many=True)})
+class SubmissionListView(ListAPIView):
+    """The signed-in user's own submissions in every status, with the moderator's note."""
+
+    permission_classes = [IsAuthenticated]
+    serializer_class = EventSubmissionSerializer
+    pagination_class = SubmissionCursorPagination
+    filter_backends: list = []
+
+    def get_queryset(self):
+        return event_with_related(event_submissions(user=self.request.user))
+
+    def list(self, request, *args, **kwargs):
+        page = self.paginate_queryset(self.get_queryset())
+        data = EventSubmissionSerializer(page, many=True).data
+        return Response({**self.paginator.get_page_links(), "results": data})
