@@ -81,7 +81,7 @@ if [ -z "${DATABASE_URL:-}" ]; then
     for _ in $(seq 1 30); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 1; done
     pg_isready -q -h 127.0.0.1 -p 5432 || die "PostgreSQL did not start: see /var/log/postgresql/."
   fi
-  if psql -h 127.0.0.1 -U postgres -d postgres -Atqc 'select 1' >/dev/null 2>&1; then
+  if PGCONNECT_TIMEOUT=5 psql -w -h 127.0.0.1 -U postgres -d postgres -Atqc 'select 1' >/dev/null 2>&1; then
     export DATABASE_URL="postgis://postgres@127.0.0.1:5432/tracker"
   else
     # A fresh Debian server asks for passwords on TCP: make a role of our own through the
@@ -89,7 +89,9 @@ if [ -z "${DATABASE_URL:-}" ]; then
     # extension in test databases, so it is a superuser of this local, development server.
     can_root || die "cannot log in to PostgreSQL as postgres without a password: set DATABASE_URL."
     say "creating PostgreSQL role 'tracker' for local development"
-    runuser -u postgres -- psql -qAt -d postgres -c \
+    as_postgres=(runuser -u postgres --)
+    [ "$(id -u)" -ne 0 ] && as_postgres=(sudo -n -u postgres)
+    "${as_postgres[@]}" psql -qAt -d postgres -c \
       "DO \$\$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname='tracker') THEN CREATE ROLE tracker LOGIN SUPERUSER PASSWORD 'tracker'; END IF; END \$\$;" >/dev/null
     export DATABASE_URL="postgis://tracker:tracker@127.0.0.1:5432/tracker"
     grep -q '^DATABASE_URL=' .env 2>/dev/null || echo "DATABASE_URL=$DATABASE_URL" >> .env
