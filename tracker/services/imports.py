@@ -1,0 +1,509 @@
+"""Bulk import of events from files, as a tracked job.
+
+`import_job_create` stores the upload and queues the Celery task; `import_job_run` does the
+work. A run first reads the whole file once to reject a broken file (encoding, not CSV,
+missing columns) before anything is written, then imports inside one transaction: rows are
+written in batches with COPY, each with its edit-history row, and every row that is not
+imported lands in the job's row-level report. The counts always add up to the rows read.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import logging
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from django.contrib.gis.db.models import GeometryField
+from django.core.cache import cache
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.files import File
+from django.db import transaction
+from django.db.models import Model
+from django.utils import timezone
+
+from tracker.cache import events_changed
+from tracker.history import history_actor, is_moderator
+from tracker.importers.acled import AcledImporter
+from tracker.importers.base import Context, FileRejected, Gazetteer, Importer, Record, RowProblem
+from tracker.importers.copy import copy_insert, copy_rows, geometry_text, reserve_ids
+from tracker.models import (
+    Event,
+    ExternalId,
+    ImportFormat,
+    ImportIssue,
+    ImportJob,
+    JobStatus,
+    Organization,
+    Source,
+)
+
+logger = logging.getLogger(__name__)
+
+BATCH_SIZE = 2000
+ProgressCallback = Callable[[int, int], None]
+
+
+def importer_for(format: str) -> Importer:
+    from tracker.importers.ccc import CccImporter
+    from tracker.importers.mm import MassMobilizationImporter
+    from tracker.importers.native import NativeImporter
+
+    importers: dict[str, type[Importer]] = {
+        ImportFormat.ACLED: AcledImporter,
+        ImportFormat.CCC: CccImporter,
+        ImportFormat.MM: MassMobilizationImporter,
+        ImportFormat.NATIVE: NativeImporter,
+    }
+    try:
+        return importers[format]()
+    except KeyError:
+        raise ValidationError(
+            {"format": [f"Unknown format {format!r}; choose from {', '.join(importers)}."]}
+        ) from None
+
+
+def _progress_key(job_id: int) -> str:
+    return f"import-job:{job_id}:progress"
+
+
+def import_job_progress(*, job: ImportJob) -> tuple[int, int]:
+    """(rows done, rows total): live from the cache while the job runs, else from the row."""
+    if job.status == JobStatus.RUNNING:
+        done = cache.get(_progress_key(job.pk))
+        if done is not None:
+            return min(done, job.rows_total), job.rows_total
+    return job.rows_done, job.rows_total
+
+
+@transaction.atomic
+def import_job_create(
+    *, file: File, format: str, publish: bool, user, dispatch: bool = True
+) -> ImportJob:
+    """Store an uploaded file as a queued job; the worker picks it up once this commits."""
+    if not is_moderator(user):
+        raise PermissionDenied("Only moderators can import events.")
+    importer_for(format)
+    name = Path(getattr(file, "name", "") or "upload").name
+    job = ImportJob(format=format, publish=publish, created_by=user, original_name=name[:255])
+    job.file.save(name, file, save=False)
+    job.full_clean()
+    job.save()
+    if dispatch:
+        from tracker.tasks import import_job_run as task
+
+        transaction.on_commit(lambda: task.delay(job.pk))
+    return job
+
+
+def import_job_run(*, job_id: int, progress: ProgressCallback | None = None) -> ImportJob:
+    """Run a queued job. Idempotent: a finished job is returned untouched, and a job that
+    died half-way is run again from the start (its writes were rolled back with it)."""
+    with transaction.atomic():
+        job = ImportJob.objects.select_for_update().get(pk=job_id)
+        if job.is_finished:
+            return job
+        job.status = JobStatus.RUNNING
+        job.started_at = timezone.now()
+        job.save(update_fields=["status", "started_at"])
+
+    importer = importer_for(job.format)
+    try:
+        with job.file.open("rb") as fh:
+            job.rows_total = importer.check(fh)
+    except FileRejected as exc:
+        return _finish(job, status=JobStatus.FAILED, message=str(exc))
+    except OSError as exc:
+        return _finish(job, status=JobStatus.FAILED, message=f"The file cannot be read: {exc}.")
+    job.save(update_fields=["rows_total"])
+    cache.set(_progress_key(job.pk), 0, timeout=24 * 3600)
+
+    try:
+        with transaction.atomic():
+            writer = ImportWriter(job=job)
+            batch: list[tuple[int, Record | RowProblem]] = []
+            with job.file.open("rb") as fh:
+                for item in importer.records(fh, Context(gazetteer=Gazetteer())):
+                    batch.append(item)
+                    if len(batch) >= BATCH_SIZE:
+                        writer.write(batch)
+                        batch = []
+                        _report_progress(job, writer.rows_done, progress)
+                writer.write(batch)
+            _report_progress(job, writer.rows_done, progress)
+            writer.store_counts()
+            transaction.on_commit(events_changed)
+            return _finish(job, status=JobStatus.SUCCEEDED, message=writer.summary())
+    except FileRejected as exc:
+        return _finish(job, status=JobStatus.FAILED, message=str(exc))
+    except Exception:
+        logger.exception("Import job %s stopped", job.pk)
+        job.refresh_from_db()
+        return _finish(
+            job,
+            status=JobStatus.FAILED,
+            message="The import stopped on an internal error; nothing was imported. "
+            "The error is in the server log.",
+            reset=True,
+        )
+
+
+def _report_progress(job: ImportJob, done: int, progress: ProgressCallback | None) -> None:
+    cache.set(_progress_key(job.pk), done, timeout=24 * 3600)
+    if progress:
+        progress(done, job.rows_total)
+
+
+def _finish(job: ImportJob, *, status: str, message: str, reset: bool = False) -> ImportJob:
+    if reset:
+        job.rows_done = job.rows_created = job.rows_updated = job.rows_unchanged = 0
+        job.rows_skipped = job.rows_failed = 0
+    job.status = status
+    job.message = message
+    job.finished_at = timezone.now()
+    job.save()
+    cache.delete(_progress_key(job.pk))
+    return job
+
+
+def _fingerprint(record: Record) -> str:
+    def plain(value: Any) -> Any:
+        if isinstance(value, Model):
+            return value.pk
+        if isinstance(value, dt.date):
+            return value.isoformat()
+        if hasattr(value, "coords"):
+            return [round(c, 6) for c in value.coords]
+        return value
+
+    payload = {
+        "fields": {k: plain(v) for k, v in sorted(record.fields.items())},
+        "sources": record.sources,
+        "organizers": record.organizers,
+        "auto_coded": record.auto_coded,
+        "status": record.status,
+    }
+    return hashlib.blake2b(repr(payload).encode(), digest_size=20).hexdigest()
+
+
+def _is_newer(version: str, stored: str) -> bool:
+    if version.isdigit() and stored.isdigit():
+        return int(version) > int(stored)
+    return version > stored
+
+
+def _history_columns(model: type[Model]) -> tuple[type[Model], list[str], list[str]]:
+    historical = model.history.model
+    tracked = [
+        f.attname for f in historical._meta.concrete_fields if not f.name.startswith("history_")
+    ]
+    columns = [historical._meta.get_field(name).column for name in tracked]
+    columns += ["history_id", "history_date", "history_type", "history_user_id"]
+    return historical, tracked, [*columns, "history_change_reason"]
+
+
+def write_history(objs: Sequence[Model], *, kind: str, user, reason: str) -> None:
+    """One history row per object, as simple_history would write on save, but with COPY."""
+    if not objs:
+        return
+    historical, tracked, columns = _history_columns(type(objs[0]))
+    ids = reserve_ids(historical, len(objs))
+    when = timezone.now()
+    user_id = user.pk if user is not None else None
+    geometry = {
+        name for name in tracked if isinstance(historical._meta.get_field(name), GeometryField)
+    }
+    rows = (
+        [
+            *(
+                geometry_text(getattr(obj, name)) if name in geometry else getattr(obj, name)
+                for name in tracked
+            ),
+            history_id,
+            when,
+            kind,
+            user_id,
+            reason,
+        ]
+        for obj, history_id in zip(objs, ids, strict=True)
+    )
+    copy_rows(historical, columns, rows)
+
+
+class ImportWriter:
+    """Writes batches of records for one job and keeps its counts and report."""
+
+    def __init__(self, *, job: ImportJob):
+        self.job = job
+        self.actor = history_actor(job.created_by)
+        self.reason = f"import job {job.pk} ({job.format}: {job.original_name})"[:200]
+        self.status = Event.Status.PUBLISHED if job.publish else Event.Status.PENDING
+        self.seen: dict[str, int] = {}
+        self.organizations = {o.name.lower(): o for o in Organization.objects.all()}
+        self.counts = dict.fromkeys(("created", "updated", "unchanged", "skipped", "failed"), 0)
+
+    @property
+    def rows_done(self) -> int:
+        return sum(self.counts.values())
+
+    def summary(self) -> str:
+        return ", ".join(f"{n} {k}" for k, n in self.counts.items())
+
+    def store_counts(self) -> None:
+        job = self.job
+        job.rows_done = self.rows_done
+        job.rows_total = max(job.rows_total, job.rows_done)
+        job.rows_created = self.counts["created"]
+        job.rows_updated = self.counts["updated"]
+        job.rows_unchanged = self.counts["unchanged"]
+        job.rows_skipped = self.counts["skipped"]
+        job.rows_failed = self.counts["failed"]
+
+    # --- one batch ------------------------------------------------------------------------
+
+    def write(self, batch: Iterable[tuple[int, Record | RowProblem]]) -> None:
+        issues: list[ImportIssue] = []
+        records: list[tuple[int, Record]] = []
+        for number, item in batch:
+            if isinstance(item, RowProblem):
+                issues.append(self._issue(number, item))
+                continue
+            first = self.seen.get(item.external_id)
+            if first is not None:
+                issues.append(
+                    self._issue(
+                        number,
+                        RowProblem(
+                            f"Duplicate id {item.external_id}: row {first} has the same id.",
+                            column="id",
+                            value=item.external_id,
+                        ),
+                    )
+                )
+                continue
+            self.seen[item.external_id] = number
+            records.append((number, item))
+
+        existing = self._existing_ids([r.external_id for _, r in records])
+        to_create: list[tuple[int, Record, Event]] = []
+        to_update: list[tuple[int, Record, ExternalId]] = []
+        for number, record in records:
+            found = existing.get(record.external_id)
+            fingerprint = _fingerprint(record)
+            record.fields.setdefault("is_generated", False)
+            if found is None:
+                event = self._build_event(number, record, issues)
+                if event is not None:
+                    to_create.append((number, record, event))
+                    record.fingerprint = fingerprint
+                continue
+            if record.version and found.version:
+                changed = _is_newer(record.version, found.version)
+            else:
+                changed = fingerprint != found.fingerprint
+            if not changed:
+                self.counts["unchanged"] += 1
+                continue
+            record.fingerprint = fingerprint
+            to_update.append((number, record, found))
+
+        self._create(to_create)
+        self._update(to_update, issues)
+        copy_insert(ImportIssue, issues)
+
+    def _issue(self, number: int, problem: RowProblem) -> ImportIssue:
+        kind = ImportIssue.Kind.SKIPPED if problem.skipped else ImportIssue.Kind.FAILED
+        self.counts["skipped" if problem.skipped else "failed"] += 1
+        return ImportIssue(
+            job=self.job,
+            row=number,
+            kind=kind,
+            column=problem.column[:100],
+            value=problem.value,
+            reason=problem.reason,
+        )
+
+    def _existing_ids(self, external_ids: list[str]) -> dict[str, ExternalId]:
+        by_scheme: dict[str, list[str]] = {}
+        for text in external_ids:
+            scheme, value = ExternalId.parse(text)
+            by_scheme.setdefault(scheme, []).append(value)
+        found: dict[str, ExternalId] = {}
+        for scheme, values in by_scheme.items():
+            for ext in ExternalId.objects.filter(scheme=scheme, value__in=values):
+                found[f"{ext.scheme}:{ext.value}"] = ext
+        return found
+
+    def _apply(self, event: Event, record: Record) -> None:
+        for name, value in record.fields.items():
+            setattr(event, name, value)
+        event.auto_coded = list(record.auto_coded)
+        city = record.fields.get("city")
+        if city is not None:
+            event.country = event.country or city.country
+            event.admin1 = event.admin1 or city.admin1
+            if event.location is None:
+                event.location = city.location
+                event.geo_precision = Event.GeoPrecision.CITY
+
+    def _validate(self, number: int, record: Record, event: Event, issues: list) -> bool:
+        try:
+            # Foreign keys are gazetteer cities and the job's user, known to exist: checking them
+            # would cost a query per row. The point's range is checked by Event.clean().
+            event.full_clean(
+                exclude=["city", "reviewed_by", "submitted_by", "location"],
+                validate_unique=False,
+                validate_constraints=False,
+            )
+        except ValidationError as exc:
+            field, messages = next(iter(exc.message_dict.items()))
+            column = record.columns.get(field, field)
+            value = record.fields.get(field, "")
+            issues.append(
+                self._issue(
+                    number, RowProblem(f"{field}: {' '.join(messages)}", column=column, value=value)
+                )
+            )
+            return False
+        return True
+
+    def _build_event(self, number: int, record: Record, issues: list) -> Event | None:
+        status = record.status or self.status
+        if status == Event.Status.PUBLISHED and not record.sources:
+            # An event needs a source to be published; without one a moderator decides.
+            status = Event.Status.PENDING
+        event = Event(status=status)
+        if status == Event.Status.PUBLISHED and record.status is None:
+            event.reviewed_by = self.actor
+            event.reviewed_at = timezone.now()
+        self._apply(event, record)
+        if not self._validate(number, record, event, issues):
+            return None
+        return event
+
+    def _sources_for(self, event: Event, record: Record) -> list[Source]:
+        sources, urls = [], set()
+        for data in record.sources:
+            url = (data.get("url") or "")[:1000]
+            title = (data.get("title") or "")[:500]
+            if (url and url in urls) or not (url or title):
+                continue
+            urls.add(url)
+            sources.append(
+                Source(
+                    event=event,
+                    url=url,
+                    title=title,
+                    publisher=(data.get("publisher") or "")[:200],
+                    published_on=data.get("published_on"),
+                    language=(data.get("language") or "")[:10],
+                )
+            )
+        return sources
+
+    def _organizations(self, names: Iterable[str]) -> list[Organization]:
+        new = []
+        for name in names:
+            key = name.lower()
+            if key not in self.organizations:
+                self.organizations[key] = Organization(name=name[:200])
+                new.append(self.organizations[key])
+        copy_insert(Organization, new)
+        self._history(new, "+")
+        return [self.organizations[n.lower()] for n in names]
+
+    def _history(self, objs: Sequence[Model], kind: str) -> None:
+        write_history(objs, kind=kind, user=self.actor, reason=self.reason)
+
+    def _attach(self, pairs: list[tuple[Event, Record]]) -> None:
+        """Sources, organizers and other external ids of freshly written events."""
+        sources, links = [], []
+        through = Event.organizers.through
+        for event, record in pairs:
+            sources += self._sources_for(event, record)
+            for organization in dict.fromkeys(self._organizations(record.organizers)):
+                links.append(through(event_id=event.pk, organization_id=organization.pk))
+        copy_insert(Source, sources)
+        self._history(sources, "+")
+        copy_insert(through, links)
+
+    def _create(self, items: list[tuple[int, Record, Event]]) -> None:
+        if not items:
+            return
+        events = [event for _, _, event in items]
+        copy_insert(Event, events)
+        self._history(events, "+")
+        external_ids = []
+        for _, record, event in items:
+            scheme, value = ExternalId.parse(record.external_id)
+            external_ids.append(
+                ExternalId(
+                    event=event,
+                    scheme=scheme,
+                    value=value,
+                    version=record.version[:40],
+                    fingerprint=record.fingerprint,
+                )
+            )
+        self._attach([(event, record) for _, record, event in items])
+        external_ids += self._other_external_ids([(event, record) for _, record, event in items])
+        copy_insert(ExternalId, external_ids)
+        self._history(external_ids, "+")
+        self.counts["created"] += len(items)
+
+    def _other_external_ids(self, pairs: list[tuple[Event, Record]]) -> list[ExternalId]:
+        wanted = {}
+        for event, record in pairs:
+            for text in record.other_external_ids:
+                scheme, value = ExternalId.parse(text)
+                wanted[(scheme, value)] = event
+        if not wanted:
+            return []
+        taken = set(
+            ExternalId.objects.filter(
+                scheme__in={s for s, _ in wanted}, value__in={v for _, v in wanted}
+            ).values_list("scheme", "value")
+        )
+        return [
+            ExternalId(event=event, scheme=scheme, value=value)
+            for (scheme, value), event in wanted.items()
+            if (scheme, value) not in taken
+        ]
+
+    def _update(self, items: list[tuple[int, Record, ExternalId]], issues: list) -> None:
+        if not items:
+            return
+        events = Event.objects.in_bulk([ext.event_id for _, _, ext in items])
+        now = timezone.now()
+        changed: list[tuple[Event, Record, ExternalId]] = []
+        for number, record, ext in items:
+            event = events[ext.event_id]
+            self._apply(event, record)
+            if record.status:
+                event.status = record.status
+            if not self._validate(number, record, event, issues):
+                continue
+            event.updated_at = now
+            ext.version = record.version[:40]
+            ext.fingerprint = record.fingerprint
+            changed.append((event, record, ext))
+        if not changed:
+            return
+        # The city fills country, region and point when the file leaves them out.
+        fields = {name for _, record, _ in changed for name in record.fields}
+        fields |= {"auto_coded", "updated_at", "country", "admin1", "location"}
+        fields |= {"geo_precision", "status"}
+        updated = [event for event, _, _ in changed]
+        Event.objects.bulk_update(updated, sorted(fields), batch_size=500)
+        self._history(updated, "~")
+        old_sources = list(Source.objects.filter(event__in=updated))
+        self._history(old_sources, "-")
+        Source.objects.filter(pk__in=[s.pk for s in old_sources])._raw_delete(using="default")
+        Event.organizers.through.objects.filter(event__in=updated).delete()
+        self._attach([(event, record) for event, record, _ in changed])
+        exts = [ext for _, _, ext in changed]
+        ExternalId.objects.bulk_update(exts, ["version", "fingerprint"], batch_size=500)
+        self._history(exts, "~")
+        self.counts["updated"] += len(changed)
