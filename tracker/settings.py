@@ -190,7 +190,12 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticatedOrReadOnly"],
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["api.parsers.LimitedJSONParser"],
+    # JSON with a size limit; multipart for file uploads (Django's parser enforces the
+    # upload limits). No plain form parser: DRF's reads the body without any limit.
+    "DEFAULT_PARSER_CLASSES": [
+        "api.parsers.LimitedJSONParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "EXCEPTION_HANDLER": "api.exceptions.api_exception_handler",
     # Counters live in the default cache (Redis), so every gunicorn worker shares them.
     "DEFAULT_THROTTLE_CLASSES": [

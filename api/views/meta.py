@@ -6,7 +6,7 @@ from django.contrib.auth import authenticate
 from django.utils import translation
 from drf_spectacular.utils import extend_schema
 from rest_framework.authtoken.models import Token
-from rest_framework.exceptions import AuthenticationFailed
+from rest_framework.exceptions import ValidationError
 from rest_framework.generics import get_object_or_404
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
@@ -134,6 +134,8 @@ class TokenView(APIView):
             password=serializer.validated_data["password"],
         )
         if user is None or not user.is_active:
-            raise AuthenticationFailed("Wrong username or password.")
+            # 400, as DRF's own token view answers: 401 would need a WWW-Authenticate
+            # challenge, and this endpoint is where a client gets its credentials.
+            raise ValidationError({"non_field_errors": ["Wrong username or password."]})
         token, _ = Token.objects.get_or_create(user=user)
         return Response({"token": token.key})
