@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from rest_framework.exceptions import NotAcceptable
+from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.renderers import JSONRenderer
 
 
@@ -19,3 +21,16 @@ class CSVRenderer(JSONRenderer):
     media_type = "text/csv"
     format = "csv"
     charset = "utf-8"
+
+
+class FormatNegotiation(DefaultContentNegotiation):
+    """DRF answers an unknown `?format=` with a bare 404; say what is offered instead."""
+
+    def filter_renderers(self, renderers, format):
+        offered = [renderer.format for renderer in renderers]
+        matching = [renderer for renderer in renderers if renderer.format == format]
+        if not matching:
+            raise NotAcceptable(
+                f"Unknown format {format!r}: this endpoint offers {', '.join(offered)}."
+            )
+        return matching

@@ -5,6 +5,8 @@ None of them has a field for who submitted an event, on purpose.
 
 from __future__ import annotations
 
+import re
+
 from django.contrib.gis.geos import Point
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
@@ -191,6 +193,15 @@ class EventInputSerializer(serializers.Serializer):
                 f"Unknown city: {value!r}. /api/v1/cities/?q= lists the cities the tracker knows."
             )
         return city
+
+    def validate_external_ids(self, value: list[str]) -> list[str]:
+        for text in value:
+            scheme, sep, rest = text.partition(":")
+            if not sep or not rest.strip() or not re.fullmatch(r"[A-Za-z0-9_-]+", scheme.strip()):
+                raise serializers.ValidationError(
+                    f'An external id looks like "acled:KAZ1234" (got {text!r}).'
+                )
+        return value
 
     def validate_sources(self, value):
         if not self.partial and not value:

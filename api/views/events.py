@@ -237,6 +237,8 @@ class EventViewSet(
         queryset = self.filter_queryset(self.get_queryset())
         output = request.accepted_renderer.format
         if output == "csv":
+            # Not paged, but a bad page_size is still an error rather than ignored silently.
+            self.paginator.get_page_size(request)
             return events_csv_response(queryset)
         page = self.paginate_queryset(queryset)
         links = self.paginator.get_page_links()
