@@ -1,3 +1,20 @@
 """The HTML pages: map, dashboard, event, submit, review (the pages issue)."""
 
-urlpatterns: list = []
+from django.urls import include, path
+
+from tracker import views
+
+urlpatterns = [
+    path("", views.map_page, name="map"),
+    path("dashboard/", views.dashboard, name="dashboard"),
+    path("dashboard/<slug:chart>.csv", views.dashboard_csv, name="dashboard-csv"),
+    path("events/<int:pk>/", views.event_detail, name="event-detail"),
+    path("submit/", views.submit, name="submit"),
+    path("submit/mine/", views.my_submissions, name="my-submissions"),
+    path("submit/cities/", views.city_suggestions, name="city-suggestions"),
+    path("review/", views.review_queue, name="review-queue"),
+    path("review/<int:pk>/", views.review_event, name="review-event"),
+    path("review/<int:pk>/edit/", views.review_edit, name="review-edit"),
+    path("i18n/", include("django.conf.urls.i18n")),
+    path("accounts/", include("django.contrib.auth.urls")),
+]

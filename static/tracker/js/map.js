@@ -1,0 +1,307 @@
+// The events map: published events from the REST API as GeoJSON, clustered with
+// Leaflet.markercluster, coloured by grievance or police response; the filter panel and the
+// URL hold the same state, so a view can be shared by its link.
+(function () {
+  "use strict";
+  var config = JSON.parse(document.getElementById("map-config").textContent);
+  var container = document.getElementById("map");
+  var form = document.getElementById("filters");
+  var statusEl = document.getElementById("map-status");
+  var colourSelect = document.getElementById("colour-by");
+  var legendEl = document.getElementById("legend");
+  var exportLink = document.getElementById("export-link");
+  var labels = {};
+  document
+    .getElementById("popup-labels")
+    .content.querySelectorAll("[data-key]")
+    .forEach(function (el) {
+      labels[el.dataset.key] = el.textContent;
+    });
+  var termLabels = {};
+  config.grievances.concat(config.policeResponses).forEach(function (t) {
+    termLabels[t.slug] = t.label;
+  });
+  var severity = config.policeResponses.map(function (t) {
+    return t.slug;
+  });
+  var rootStyle = getComputedStyle(document.documentElement);
+  function colour(kind, slug) {
+    return rootStyle.getPropertyValue("--" + kind + "-" + slug).trim() || "#555";
+  }
+
+  var map = L.map(container, { minZoom: 2, maxZoom: 16, worldCopyJump: true }).setView([48.2, 67.5], 5);
+  TrackerBasemap.add(map, container);
+  var clusters = L.markerClusterGroup({
+    chunkedLoading: true,
+    showCoverageOnHover: false,
+    maxClusterRadius: 50,
+    iconCreateFunction: function (cluster) {
+      var count = cluster.getChildCount();
+      var size = count < 10 ? "small" : count < 100 ? "medium" : "large";
+      var icon = L.divIcon({
+        html: "<div><span>" + count + "</span></div>",
+        className: "marker-cluster marker-cluster-" + size,
+        iconSize: L.point(40, 40),
+      });
+      return icon;
+    },
+  }).addTo(map);
+  var features = [];
+  var request = 0;
+
+  // ---- filters <-> URL --------------------------------------------------------------------
+  var multi = ["grievance", "police_response"];
+  function filterParams() {
+    var params = new URLSearchParams();
+    var data = new FormData(form);
+    ["date_after", "date_before", "country", "city", "arrests_min", "arrests_max"].forEach(
+      function (name) {
+        var value = (data.get(name) || "").trim();
+        if (value) params.set(name, value);
+      }
+    );
+    multi.forEach(function (name) {
+      var values = data.getAll(name);
+      if (values.length) params.set(name, values.join(","));
+    });
+    return params;
+  }
+
+  function syncUrl(params) {
+    var shown = new URLSearchParams(params);
+    if (colourSelect.value !== "grievance") shown.set("colour", colourSelect.value);
+    var query = shown.toString();
+    history.replaceState(null, "", query ? "?" + query : location.pathname);
+    var exportParams = new URLSearchParams(params);
+    exportParams.set("format", "csv");
+    exportLink.href = config.api + "?" + exportParams.toString();
+  }
+
+  // ---- year slider ---------------------------------------------------------------------------
+  var yearFrom = document.getElementById("year-from");
+  var yearTo = document.getElementById("year-to");
+  var dateAfter = form.elements.date_after;
+  var dateBefore = form.elements.date_before;
+  function showYears() {
+    document.getElementById("year-from-value").textContent = yearFrom.value;
+    document.getElementById("year-to-value").textContent = yearTo.value;
+  }
+  function yearsFromDates() {
+    if (dateAfter.value) yearFrom.value = dateAfter.value.slice(0, 4);
+    if (dateBefore.value) yearTo.value = dateBefore.value.slice(0, 4);
+    showYears();
+  }
+  function datesFromYears(moved) {
+    if (+yearFrom.value > +yearTo.value) {
+      if (moved === yearFrom) yearTo.value = yearFrom.value;
+      else yearFrom.value = yearTo.value;
+    }
+    dateAfter.value = +yearFrom.value > config.firstYear ? yearFrom.value + "-01-01" : "";
+    dateBefore.value = +yearTo.value < config.lastYear ? yearTo.value + "-12-31" : "";
+    showYears();
+  }
+  [yearFrom, yearTo].forEach(function (slider) {
+    slider.addEventListener("input", function () {
+      datesFromYears(slider);
+    });
+    slider.addEventListener("change", function () {
+      datesFromYears(slider);
+      reload();
+    });
+  });
+  yearsFromDates();
+
+  // ---- data -------------------------------------------------------------------------------
+  function fetchAll(url, collected, token) {
+    return fetch(url, { credentials: "same-origin", headers: { Accept: "application/geo+json, application/json" } })
+      .then(function (response) {
+        if (!response.ok) throw new Error("HTTP " + response.status);
+        return response.json();
+      })
+      .then(function (page) {
+        if (token !== request) return null;
+        collected.push.apply(collected, page.features || []);
+        var next = page.next || (page.links && page.links.next);
+        return next ? fetchAll(next, collected, token) : collected;
+      });
+  }
+
+  function reload() {
+    var params = filterParams();
+    syncUrl(params);
+    params.set("format", "geojson");
+    params.set("page_size", "1000");
+    var token = ++request;
+    container.dataset.state = "loading";
+    container.setAttribute("aria-busy", "true");
+    statusEl.textContent = statusEl.dataset.loading;
+    fetchAll(config.api + "?" + params.toString(), [], token)
+      .then(function (loaded) {
+        if (loaded === null) return;
+        features = loaded;
+        draw();
+        statusEl.textContent = statusEl.dataset.countTemplate.replace("{count}", features.length);
+        container.dataset.count = String(features.length);
+        container.dataset.state = "ready";
+        container.removeAttribute("aria-busy");
+      })
+      .catch(function (error) {
+        if (token !== request) return;
+        statusEl.textContent = statusEl.dataset.error;
+        container.dataset.state = "error";
+        container.removeAttribute("aria-busy");
+        if (window.console) console.warn("map data:", error.message);
+      });
+  }
+
+  // ---- drawing ------------------------------------------------------------------------------
+  function worstResponse(responses) {
+    var worst = null;
+    (responses || []).forEach(function (slug) {
+      if (worst === null || severity.indexOf(slug) > severity.indexOf(worst)) worst = slug;
+    });
+    return worst;
+  }
+  function markerColour(props) {
+    if (colourSelect.value === "police") {
+      var worst = worstResponse(props.police_responses);
+      return worst ? colour("police", worst) : colour("police", "unknown");
+    }
+    return colour("grievance", (props.grievances || ["other"])[0]);
+  }
+
+  function el(tag, text, className) {
+    var node = document.createElement(tag);
+    if (text !== undefined && text !== null) node.textContent = text;
+    if (className) node.className = className;
+    return node;
+  }
+  function placeText(props) {
+    return [props.location_detail, props.city, props.admin1, props.country]
+      .filter(function (part) {
+        return part;
+      })
+      .join(", ");
+  }
+  function participantsText(props) {
+    var low = props.participants_low;
+    var high = props.participants_high;
+    if (low == null && high == null) return labels.notReported;
+    if (low == null || high == null || low === high) return String(low == null ? high : low);
+    return low + "–" + high;
+  }
+  function popupContent(feature) {
+    var props = feature.properties || {};
+    var id = props.id != null ? props.id : feature.id;
+    var root = el("div", null, "popup");
+    root.appendChild(el("h3", props.title || ""));
+    var list = el("dl");
+    function row(label, value) {
+      list.appendChild(el("dt", label));
+      list.appendChild(el("dd", value));
+    }
+    row(labels.date, props.end_date && props.end_date !== props.date ? props.date + " – " + props.end_date : props.date);
+    row(labels.place, placeText(props));
+    row(labels.grievances, (props.grievances || []).map(function (s) { return termLabels[s] || s; }).join(", "));
+    row(
+      labels.police,
+      props.police_responses && props.police_responses.length
+        ? props.police_responses.map(function (s) { return termLabels[s] || s; }).join(", ")
+        : labels.notReported
+    );
+    row(labels.arrests, props.arrests == null ? labels.notReported : String(props.arrests));
+    row(labels.participants, participantsText(props));
+    root.appendChild(list);
+    var sources = props.sources || [];
+    if (sources.length) {
+      root.appendChild(el("h4", labels.sources));
+      var ul = el("ul", null, "sources");
+      sources.forEach(function (source) {
+        var li = el("li");
+        var text = source.title || source.publisher || source.url;
+        if (source.url && /^https?:\/\//i.test(source.url)) {
+          var a = el("a", text);
+          a.href = source.url;
+          a.rel = "noopener noreferrer";
+          a.target = "_blank";
+          li.appendChild(a);
+        } else {
+          li.textContent = text;
+        }
+        if (source.publisher && source.title) li.appendChild(document.createTextNode(" — " + source.publisher));
+        ul.appendChild(li);
+      });
+      root.appendChild(ul);
+    }
+    var link = el("a", labels.details, "more");
+    link.href = config.eventUrl.replace("/0/", "/" + id + "/");
+    root.appendChild(link);
+    return root;
+  }
+
+  function draw() {
+    clusters.clearLayers();
+    var markers = [];
+    features.forEach(function (feature) {
+      if (!feature.geometry || feature.geometry.type !== "Point") return;
+      var c = feature.geometry.coordinates;
+      var marker = L.circleMarker([c[1], c[0]], {
+        radius: 7,
+        color: "#1f1f1f",
+        weight: 1,
+        fillColor: markerColour(feature.properties || {}),
+        fillOpacity: 0.9,
+      });
+      marker.bindPopup(function () {
+        return popupContent(feature);
+      }, { maxWidth: 320 });
+      markers.push(marker);
+    });
+    clusters.addLayers(markers);
+    drawLegend();
+  }
+
+  function drawLegend() {
+    legendEl.textContent = "";
+    var police = colourSelect.value === "police";
+    legendEl.appendChild(el("p", police ? labels.legendPolice : labels.legendGrievance, "legend-title"));
+    var ul = el("ul");
+    var terms = police ? config.policeResponses : config.grievances;
+    terms.forEach(function (term) {
+      var li = el("li");
+      var swatch = el("span", null, "swatch swatch-" + (police ? "police" : "grievance") + "-" + term.slug);
+      swatch.setAttribute("aria-hidden", "true");
+      li.appendChild(swatch);
+      li.appendChild(document.createTextNode(term.label));
+      ul.appendChild(li);
+    });
+    if (police) {
+      var li = el("li");
+      var swatch = el("span", null, "swatch swatch-police-unknown");
+      swatch.setAttribute("aria-hidden", "true");
+      li.appendChild(swatch);
+      li.appendChild(document.createTextNode(labels.unknown));
+      ul.appendChild(li);
+    }
+    legendEl.appendChild(ul);
+  }
+
+  // ---- wiring -------------------------------------------------------------------------------
+  var pending = null;
+  form.addEventListener("submit", function (event) {
+    event.preventDefault();
+    reload();
+  });
+  form.addEventListener("change", function (event) {
+    if (event.target === yearFrom || event.target === yearTo) return;
+    if (event.target === dateAfter || event.target === dateBefore) yearsFromDates();
+    clearTimeout(pending);
+    pending = setTimeout(reload, 250);
+  });
+  colourSelect.value = new URLSearchParams(location.search).get("colour") === "police" ? "police" : "grievance";
+  colourSelect.addEventListener("change", function () {
+    syncUrl(filterParams());
+    draw();
+  });
+  reload();
+})();

@@ -1,0 +1,310 @@
+"""Forms of the HTML pages. They only validate and translate input; writes go through
+tracker.services."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.contrib.gis.geos import Point
+from django.core.exceptions import ValidationError
+from django.utils.translation import gettext_lazy as _
+
+from tracker import taxonomy
+from tracker.models import City, Event
+from tracker.selectors import city_lookup
+
+
+class CommaSeparatedCheckboxes(forms.CheckboxSelectMultiple):
+    """Checkboxes that also read the API's spelling, `grievance=welfare,labor`, so a link
+    copied from the map (or the API) opens the same selection."""
+
+    def value_from_datadict(self, data, files, name):
+        values = super().value_from_datadict(data, files, name) or []
+        return [part for value in values for part in str(value).split(",") if part]
+
+
+def _vocabulary_choices(terms: tuple[taxonomy.Term, ...]):
+    # A callable, so that labels follow the language of each request.
+    return lambda: [(term.slug, term.label()) for term in terms]
+
+
+class CityChoiceField(forms.ModelChoiceField):
+    def label_from_instance(self, obj: City) -> str:
+        return obj.label()
+
+
+class EventFilterForm(forms.Form):
+    """The map's and the dashboard's filters; parameter names are those of the REST API."""
+
+    date_after = forms.DateField(
+        label=_("From"), required=False, widget=forms.DateInput(attrs={"type": "date"})
+    )
+    date_before = forms.DateField(
+        label=_("To"), required=False, widget=forms.DateInput(attrs={"type": "date"})
+    )
+    country = forms.ChoiceField(label=_("Country"), required=False)
+    city = CityChoiceField(
+        label=_("City"), required=False, queryset=City.objects.none(), empty_label=_("Any city")
+    )
+    grievance = forms.MultipleChoiceField(
+        label=_("Grievance"),
+        required=False,
+        choices=_vocabulary_choices(taxonomy.GRIEVANCES),
+        widget=CommaSeparatedCheckboxes,
+    )
+    police_response = forms.MultipleChoiceField(
+        label=_("Police response"),
+        required=False,
+        choices=_vocabulary_choices(taxonomy.POLICE_RESPONSES),
+        widget=CommaSeparatedCheckboxes,
+    )
+    arrests_min = forms.IntegerField(label=_("Arrests at least"), required=False, min_value=0)
+    arrests_max = forms.IntegerField(label=_("Arrests at most"), required=False, min_value=0)
+
+    def __init__(self, *args, countries: list[str] = (), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["country"].choices = [("", _("Any country"))] + [(c, c) for c in countries]
+        cities = City.objects.filter(event__status=Event.Status.PUBLISHED).distinct()
+        self.fields["city"].queryset = cities.order_by("name")
+
+    def clean(self):
+        data = super().clean()
+        after, before = data.get("date_after"), data.get("date_before")
+        if after and before and after > before:
+            self.add_error("date_before", _("The end of the range is before its start."))
+        low, high = data.get("arrests_min"), data.get("arrests_max")
+        if low is not None and high is not None and low > high:
+            self.add_error("arrests_max", _("The maximum is below the minimum."))
+        return data
+
+
+class EventForm(forms.Form):
+    """A contributor's submission, or a moderator's edit of one."""
+
+    title = forms.CharField(label=_("Title"), max_length=300)
+    description = forms.CharField(
+        label=_("Description"), required=False, widget=forms.Textarea(attrs={"rows": 4})
+    )
+    date = forms.DateField(label=_("Date"), widget=forms.DateInput(attrs={"type": "date"}))
+    end_date = forms.DateField(
+        label=_("End date"),
+        required=False,
+        widget=forms.DateInput(attrs={"type": "date"}),
+        help_text=_("Only for events that lasted several days."),
+    )
+    date_precision = forms.ChoiceField(
+        label=_("Date precision"), choices=Event.DatePrecision.choices, initial="day"
+    )
+    city_name = forms.CharField(
+        label=_("City"),
+        required=False,
+        max_length=120,
+        help_text=_("Any spelling: Astana, Nur-Sultan, Астана, Нұр-Сұлтан..."),
+        widget=forms.TextInput(attrs={"autocomplete": "off", "list": "city-suggestions"}),
+    )
+    country = forms.CharField(
+        label=_("Country code"),
+        required=False,
+        max_length=2,
+        help_text=_("Two letters (KZ). Filled from the city when empty."),
+    )
+    admin1 = forms.CharField(label=_("Region"), required=False, max_length=120)
+    location_detail = forms.CharField(
+        label=_("Place"),
+        required=False,
+        max_length=200,
+        help_text=_('For example "Republic Square".'),
+    )
+    latitude = forms.FloatField(
+        label=_("Latitude"),
+        required=False,
+        min_value=-90,
+        max_value=90,
+        help_text=_("Click the map to place the point, or type it."),
+    )
+    longitude = forms.FloatField(
+        label=_("Longitude"), required=False, min_value=-180, max_value=180
+    )
+    grievances = forms.MultipleChoiceField(
+        label=_("Grievances"),
+        choices=_vocabulary_choices(taxonomy.GRIEVANCES),
+        widget=forms.CheckboxSelectMultiple,
+    )
+    police_responses = forms.MultipleChoiceField(
+        label=_("Police response"),
+        required=False,
+        choices=_vocabulary_choices(taxonomy.POLICE_RESPONSES),
+        widget=forms.CheckboxSelectMultiple,
+        help_text=_("Leave empty when not reported."),
+    )
+    arrests = forms.IntegerField(
+        label=_("Arrests"),
+        required=False,
+        min_value=0,
+        help_text=_("Empty = not reported, 0 = reported none."),
+    )
+    injuries = forms.IntegerField(label=_("Injuries"), required=False, min_value=0)
+    deaths = forms.IntegerField(label=_("Deaths"), required=False, min_value=0)
+    participants_low = forms.IntegerField(
+        label=_("Participants (low estimate)"), required=False, min_value=0
+    )
+    participants_high = forms.IntegerField(
+        label=_("Participants (high estimate)"), required=False, min_value=0
+    )
+    organizers = forms.CharField(
+        label=_("Organizers"),
+        required=False,
+        max_length=1000,
+        help_text=_("Separate several with semicolons."),
+    )
+
+    def clean_country(self) -> str:
+        return self.cleaned_data["country"].strip().upper()
+
+    def clean(self):
+        data = super().clean()
+        name = (data.get("city_name") or "").strip()
+        data["city"] = None
+        if name:
+            city = city_lookup(name, country=data.get("country") or None).first()
+            if city is None:
+                self.add_error(
+                    "city_name",
+                    _("No city called “%(name)s” in the gazetteer. Check the spelling.")
+                    % {"name": name},
+                )
+            data["city"] = city
+        lat, lon = data.get("latitude"), data.get("longitude")
+        if (lat is None) != (lon is None):
+            self.add_error("longitude", _("Give both latitude and longitude, or neither."))
+        if not name and lat is None and not data.get("country"):
+            self.add_error("city_name", _("Give a city, a point on the map or a country."))
+        return data
+
+    def event_fields(self) -> dict[str, Any]:
+        data = self.cleaned_data
+        fields = {
+            key: data.get(key)
+            for key in (
+                "title",
+                "description",
+                "date",
+                "end_date",
+                "date_precision",
+                "country",
+                "admin1",
+                "city",
+                "location_detail",
+                "grievances",
+                "police_responses",
+                "arrests",
+                "injuries",
+                "deaths",
+                "participants_low",
+                "participants_high",
+            )
+        }
+        if data.get("latitude") is not None and data.get("longitude") is not None:
+            fields["location"] = Point(data["longitude"], data["latitude"], srid=4326)
+            fields["geo_precision"] = Event.GeoPrecision.EXACT
+        return fields
+
+    def organizer_names(self) -> list[str]:
+        return [
+            n.strip() for n in (self.cleaned_data.get("organizers") or "").split(";") if n.strip()
+        ]
+
+    @classmethod
+    def initial_from(cls, event: Event) -> dict[str, Any]:
+        return {
+            "title": event.title,
+            "description": event.description,
+            "date": event.date,
+            "end_date": event.end_date,
+            "date_precision": event.date_precision,
+            "city_name": event.city.name if event.city else "",
+            "country": event.country,
+            "admin1": event.admin1,
+            "location_detail": event.location_detail,
+            "latitude": event.location.y if event.location and event.geo_precision == 1 else None,
+            "longitude": event.location.x if event.location and event.geo_precision == 1 else None,
+            "grievances": event.grievances,
+            "police_responses": event.police_responses,
+            "arrests": event.arrests,
+            "injuries": event.injuries,
+            "deaths": event.deaths,
+            "participants_low": event.participants_low,
+            "participants_high": event.participants_high,
+            "organizers": "; ".join(o.name for o in event.organizers.all()),
+        }
+
+    def add_service_errors(self, error: ValidationError) -> None:
+        """Put a service's ValidationError next to the matching fields."""
+        mapping = {"location": "latitude", "city": "city_name", "sources": None}
+        if not hasattr(error, "error_dict"):
+            self.add_error(None, error.messages)
+            return
+        for field, errors in error.error_dict.items():
+            target = mapping.get(field, field)
+            if target not in self.fields:
+                target = None
+            for item in errors:
+                self.add_error(target, item.messages)
+
+
+class SourceForm(forms.Form):
+    url = forms.URLField(label=_("Link"), required=False, max_length=1000, assume_scheme="https")
+    title = forms.CharField(label=_("Headline"), required=False, max_length=500)
+    publisher = forms.CharField(label=_("Publisher"), required=False, max_length=200)
+    published_on = forms.DateField(
+        label=_("Published on"), required=False, widget=forms.DateInput(attrs={"type": "date"})
+    )
+
+    def clean(self):
+        data = super().clean()
+        if (data.get("publisher") or data.get("published_on")) and not (
+            data.get("url") or data.get("title")
+        ):
+            self.add_error("url", _("A source needs a link or a headline."))
+        return data
+
+
+class BaseSourceFormSet(forms.BaseFormSet):
+    def clean(self):
+        super().clean()
+        if any(self.errors):
+            return
+        if not self.sources():
+            raise ValidationError(_("Give at least one source: a link or a headline."))
+
+    def sources(self) -> list[dict[str, Any]]:
+        return [
+            form.cleaned_data
+            for form in self.forms
+            if form.cleaned_data
+            and (form.cleaned_data.get("url") or form.cleaned_data.get("title"))
+        ]
+
+
+SourceFormSet = forms.formset_factory(SourceForm, formset=BaseSourceFormSet, extra=3, max_num=10)
+
+
+class ReviewForm(forms.Form):
+    decision = forms.ChoiceField(
+        label=_("Decision"),
+        choices=[("publish", _("Publish")), ("reject", _("Reject"))],
+        widget=forms.RadioSelect,
+    )
+    note = forms.CharField(
+        label=_("Note to the contributor"),
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        help_text=_("Required when rejecting: say why."),
+    )
+
+    def clean(self):
+        data = super().clean()
+        if data.get("decision") == "reject" and not (data.get("note") or "").strip():
+            self.add_error("note", _("Give a reason when rejecting a submission."))
+        return data
