@@ -223,6 +223,11 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # Events and import jobs both have a `status`: name each vocabulary explicitly.
+    "ENUM_NAME_OVERRIDES": {
+        "EventStatusEnum": "tracker.models.EventStatus",
+        "ImportJobStatusEnum": "tracker.models.JobStatus",
+    },
     "TAGS": [
         {"name": "events", "description": "Events, submissions, review and history."},
         {"name": "stats", "description": "Aggregates for charts."},
