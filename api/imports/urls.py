@@ -1,3 +1,15 @@
 """Bulk import jobs and layout exports under /api/v1/ (the import/export issue)."""
 
-urlpatterns: list = []
+from django.urls import path
+
+from api.imports import views
+
+urlpatterns = [
+    path("imports/", views.ImportJobListView.as_view(), name="import-list"),
+    path("imports/<int:pk>/", views.ImportJobDetailView.as_view(), name="import-detail"),
+    path("imports/<int:pk>/report.csv", views.ImportReportView.as_view(), name="import-report"),
+    path("exports/jobs/", views.ExportJobListView.as_view(), name="export-job-list"),
+    path("exports/jobs/<int:pk>/", views.ExportJobDetailView.as_view(), name="export-job"),
+    path("exports/jobs/<int:pk>/file", views.ExportJobFileView.as_view(), name="export-job-file"),
+    path("exports/<str:layout>.csv", views.LayoutExportView.as_view(), name="export-layout"),
+]

@@ -240,16 +240,16 @@ class Importer:
 
     def check(self, fh: IO[bytes]) -> int:
         """Read the whole file once: raise FileRejected if it is broken, else count rows."""
+        fh.seek(0)
+        if b"\x00" in fh.read(4096):
+            raise FileRejected(
+                "This is not a CSV text file (it contains binary data). "
+                f"Upload the {self.label} file as CSV, UTF-8 encoded."
+            )
         text = self.open_text(fh)
         try:
-            head = text.read(4096)
-            if not head.strip():
+            if not text.read(4096).strip():
                 raise FileRejected("The file is empty.")
-            if "\x00" in head:
-                raise FileRejected(
-                    "This is not a CSV text file (it contains binary data). "
-                    f"Upload the {self.label} file as CSV, UTF-8 encoded."
-                )
             text.seek(0)
             reader = self._reader(text)
             header = [h.strip() for h in reader.fieldnames or []]
@@ -262,8 +262,8 @@ class Importer:
             rows = sum(1 for _ in reader)
         except UnicodeDecodeError as exc:
             raise FileRejected(
-                f"The file is not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at position "
-                f"{exc.start} of a block). Save it as CSV UTF-8 and upload it again."
+                f"The file is not UTF-8 text (byte 0x{exc.object[exc.start]:02x}). "
+                "Save it as CSV UTF-8 and upload it again."
             ) from None
         except csv.Error as exc:
             raise FileRejected(f"This is not a readable CSV file: {exc}.") from None

@@ -507,3 +507,13 @@ class ImportWriter:
         ExternalId.objects.bulk_update(exts, ["version", "fingerprint"], batch_size=500)
         self._history(exts, "~")
         self.counts["updated"] += len(changed)
+
+
+REPORT_HEADER = ("row", "column", "value", "reason", "kind")
+
+
+def report_rows(*, job: ImportJob):
+    """The job's row-level report as CSV rows, header first; streamed from the database."""
+    yield REPORT_HEADER
+    issues = job.issues.order_by("row", "id").values_list(*REPORT_HEADER)
+    yield from issues.iterator(chunk_size=2000)

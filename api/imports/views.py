@@ -1,0 +1,166 @@
+"""Import jobs (moderators) and exports in ACLED-like and CCC-like layouts."""
+
+from __future__ import annotations
+
+import csv
+
+from django.core.exceptions import ValidationError
+from django.http import FileResponse, StreamingHttpResponse
+from django.shortcuts import get_object_or_404
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema
+from rest_framework import status
+from rest_framework.exceptions import NotFound
+from rest_framework.exceptions import ValidationError as ApiValidationError
+from rest_framework.generics import ListAPIView
+from rest_framework.parsers import FormParser, MultiPartParser
+from rest_framework.permissions import BasePermission, IsAuthenticated
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from api.imports.serializers import (
+    ExportJobSerializer,
+    ExportRequestSerializer,
+    ImportJobSerializer,
+    ImportUploadSerializer,
+)
+from tracker.history import is_moderator
+from tracker.models import ExportJob, ExportLayout, ImportJob
+
+
+class IsModerator(BasePermission):
+    message = "Only moderators can import events."
+
+    def has_permission(self, request, view) -> bool:
+        return is_moderator(request.user)
+
+
+class _Echo:
+    def write(self, value: str) -> str:
+        return value
+
+
+class ImportJobListView(ListAPIView):
+    """GET: the import jobs, newest first. POST (multipart): upload a file to import."""
+
+    permission_classes = [IsModerator]
+    serializer_class = ImportJobSerializer
+    parser_classes = [MultiPartParser, FormParser]
+    queryset = ImportJob.objects.all()
+
+    @extend_schema(request=ImportUploadSerializer, responses={202: ImportJobSerializer})
+    def post(self, request):
+        from tracker.services.imports import import_job_create
+
+        upload = ImportUploadSerializer(data=request.data)
+        upload.is_valid(raise_exception=True)
+        try:
+            job = import_job_create(user=request.user, **upload.validated_data)
+        except ValidationError as exc:
+            raise ApiValidationError(
+                exc.message_dict if hasattr(exc, "error_dict") else exc.messages
+            ) from None
+        return Response(ImportJobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
+
+
+class ImportJobDetailView(APIView):
+    permission_classes = [IsModerator]
+
+    @extend_schema(responses=ImportJobSerializer)
+    def get(self, request, pk: int):
+        return Response(ImportJobSerializer(get_object_or_404(ImportJob, pk=pk)).data)
+
+
+class ImportReportView(APIView):
+    """The row-level report: row, column, value, reason, kind (skipped or failed)."""
+
+    permission_classes = [IsModerator]
+
+    @extend_schema(responses={(200, "text/csv"): OpenApiTypes.STR})
+    def get(self, request, pk: int):
+        from tracker.services.imports import report_rows
+
+        job = get_object_or_404(ImportJob, pk=pk)
+        writer = csv.writer(_Echo())
+        lines = (writer.writerow(row) for row in report_rows(job=job))
+        response = StreamingHttpResponse(lines, content_type="text/csv; charset=utf-8")
+        response["Content-Disposition"] = f'attachment; filename="import-{job.pk}-report.csv"'
+        return response
+
+
+class LayoutExportView(APIView):
+    """Published events in an ACLED-like or CCC-like CSV layout, with the same filters as
+    /api/v1/events/; streamed, so any number of rows."""
+
+    permission_classes = []
+
+    @extend_schema(responses={(200, "text/csv"): OpenApiTypes.STR})
+    def get(self, request, layout: str):
+        from api.filters import EventFilterSet
+        from tracker.models import Event
+        from tracker.services.exports import export_csv_lines
+
+        if layout not in ExportLayout.values:
+            raise NotFound(f"Unknown layout; choose from {', '.join(ExportLayout.values)}.")
+        filterset = EventFilterSet(
+            data=request.GET, queryset=Event.objects.published(), request=request
+        )
+        if not filterset.is_valid():
+            raise ApiValidationError(filterset.errors)
+        lines = export_csv_lines(events=filterset.qs, layout=layout)
+        response = StreamingHttpResponse(lines, content_type="text/csv; charset=utf-8")
+        response["Content-Disposition"] = f'attachment; filename="events-{layout}.csv"'
+        return response
+
+
+class ExportJobListView(APIView):
+    """POST {layout, query}: write a very large export to a file in the background."""
+
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(request=ExportRequestSerializer, responses={202: ExportJobSerializer})
+    def post(self, request):
+        from api.filters import EventFilterSet
+        from tracker.models import Event
+        from tracker.services.exports import export_job_create
+
+        payload = ExportRequestSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        from django.http import QueryDict
+
+        query = payload.validated_data.get("query", "")
+        filterset = EventFilterSet(data=QueryDict(query), queryset=Event.objects.published())
+        if not filterset.is_valid():
+            raise ApiValidationError({"query": filterset.errors})
+        job = export_job_create(
+            layout=payload.validated_data["layout"], query=query, user=request.user
+        )
+        return Response(ExportJobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
+
+
+def _own_export(request, pk: int) -> ExportJob:
+    jobs = ExportJob.objects.all()
+    if not is_moderator(request.user):
+        jobs = jobs.filter(created_by=request.user)
+    return get_object_or_404(jobs, pk=pk)
+
+
+class ExportJobDetailView(APIView):
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(responses=ExportJobSerializer)
+    def get(self, request, pk: int):
+        return Response(ExportJobSerializer(_own_export(request, pk)).data)
+
+
+class ExportJobFileView(APIView):
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(responses={(200, "text/csv"): OpenApiTypes.STR})
+    def get(self, request, pk: int):
+        job = _own_export(request, pk)
+        if job.status != ExportJob.Status.SUCCEEDED or not job.file:
+            raise NotFound("The export is not ready yet.")
+        return FileResponse(
+            job.file.open("rb"), as_attachment=True, filename=f"events-{job.layout}-{job.pk}.csv"
+        )
