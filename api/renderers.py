@@ -24,7 +24,20 @@ class CSVRenderer(JSONRenderer):
 
 
 class FormatNegotiation(DefaultContentNegotiation):
-    """DRF answers an unknown `?format=` with a bare 404; say what is offered instead."""
+    """`?format=` decides on its own; Accept decides only without it.
+
+    DRF answers an unknown `?format=` with a bare 404 (here a 406 that names the formats),
+    and refuses a known one whose media type the Accept header lacks; GDAL, for one, asks
+    for `?format=geojson` with an Accept header that names plain JSON types only.
+    """
+
+    def select_renderer(self, request, renderers, format_suffix=None):
+        format_query_param = self.settings.URL_FORMAT_OVERRIDE
+        chosen = format_suffix or request.query_params.get(format_query_param)
+        if chosen:
+            renderer = self.filter_renderers(renderers, chosen)[0]
+            return renderer, renderer.media_type
+        return super().select_renderer(request, renderers, format_suffix)
 
     def filter_renderers(self, renderers, format):
         offered = [renderer.format for renderer in renderers]

@@ -194,6 +194,17 @@ def test_geojson_by_accept_header(api):
     assert len(response.json()["features"]) == 3
 
 
+def test_format_parameter_wins_over_accept_header(api):
+    # What GDAL sends along with ?format=geojson.
+    response = api.get(
+        "/api/v1/events/?format=geojson&page_size=2", HTTP_ACCEPT="text/plain, application/json"
+    )
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith("application/geo+json")
+    response = api.get("/api/v1/events/?format=csv", HTTP_ACCEPT="application/json")
+    assert response["Content-Type"].startswith("text/csv")
+
+
 def test_geojson_detail_is_a_feature(api):
     event = Event.objects.published().exclude(location=None).first()
     body = api.get(f"/api/v1/events/{event.pk}/?format=geojson").json()
