@@ -76,7 +76,17 @@ def map_page(request):
     )
 
 
-def _dashboard_tables(filters: page_selectors.EventFilters) -> dict[str, Any]:
+def _dashboard_tables(filters: page_selectors.EventFilters | None) -> dict[str, Any]:
+    if filters is None:
+        return {
+            "years": [],
+            "totals": [],
+            "grievances": [],
+            "grievance_rows": [],
+            "responses": [],
+            "police_rows": [],
+            "cities": [],
+        }
     totals = page_selectors.yearly_totals(filters=filters)
     years = [row["year"] for row in totals]
     by_grievance = page_selectors.yearly_by_vocabulary(filters=filters, field="grievances")
@@ -108,7 +118,10 @@ def _dashboard_tables(filters: page_selectors.EventFilters) -> dict[str, Any]:
 @require_safe
 def dashboard(request):
     form = _filter_form(request)
-    tables = _dashboard_tables(_filters(form))
+    invalid = form.is_bound and not form.is_valid()
+    # Bad filters get their messages next to the fields and no numbers, never numbers of a
+    # different (unfiltered) selection.
+    tables = _dashboard_tables(None if invalid else _filters(form))
     chart_data = {
         "years": tables["years"],
         "totals": tables["totals"],
@@ -132,8 +145,8 @@ def dashboard(request):
         "labels": {
             "events": _("Events"),
             "arrests": _("People arrested"),
-            "shareArrests": _("% of events with arrests"),
-            "shareForce": _("% of events with use of force"),
+            "shareArrests": _("Share of events with arrests (per cent)"),
+            "shareForce": _("Share of events with use of force (per cent)"),
         },
     }
     query = request.GET.urlencode()
@@ -141,6 +154,7 @@ def dashboard(request):
         request,
         "tracker/dashboard.html",
         {"form": form, "chart_data": chart_data, "query": query, **tables},
+        status=400 if invalid else 200,
     )
 
 
