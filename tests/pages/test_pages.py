@@ -21,7 +21,7 @@ DEMO_YEARS = {2015: 71, 2016: 52, 2017: 36, 2018: 32, 2019: 235, 2020: 254}
 def sql_count(where: str, params=()) -> dict[int, int]:
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT EXTRACT(YEAR FROM date)::int, COUNT(*) FROM tracker_event "  # noqa: S608
+            "SELECT EXTRACT(YEAR FROM date)::int, COUNT(*) FROM tracker_event "
             f"WHERE status = 'published' AND {where} GROUP BY 1 ORDER BY 1",
             params,
         )
@@ -44,7 +44,7 @@ def pending_event(*, user, title="A rally in Aktau", city_name="Aktau", date=Non
     )
 
 
-# --- dashboard --------------------------------------------------------------------------------
+# --- dashboard ---
 
 
 def test_dashboard_shows_the_demo_numbers_per_year(client):
@@ -111,7 +111,7 @@ def test_comma_separated_filters_are_read_like_the_api(client):
     )
 
 
-# --- map ----------------------------------------------------------------------------------------
+# --- map ---
 
 
 def test_map_page_keeps_filters_and_loads_only_own_scripts(client):
@@ -128,7 +128,7 @@ def test_map_page_keeps_filters_and_loads_only_own_scripts(client):
     assert "script-src 'self'" in csp
 
 
-# --- event page ------------------------------------------------------------------------------------
+# --- event page ---
 
 
 def test_event_page_shows_the_record_sources_and_history(client):
@@ -166,7 +166,7 @@ def test_pending_event_is_visible_to_its_submitter_and_moderators_only(client, m
     assert client.get(reverse("event-detail", args=[10**9])).status_code == 404
 
 
-# --- submission ----------------------------------------------------------------------------------
+# --- submission ---
 
 
 def submission(**overrides):
@@ -266,7 +266,7 @@ def test_city_suggestions_find_any_name_variant(client):
     assert client.get(reverse("city-suggestions"), {"q": ""}).json() == {"results": []}
 
 
-# --- review --------------------------------------------------------------------------------------
+# --- review ---
 
 
 def test_review_is_for_moderators(client, make_user):
@@ -360,7 +360,7 @@ def test_moderator_edits_a_submission_and_the_history_records_it(client, make_us
     assert any("title" in item["changed"] for item in page.context["history"])
 
 
-# --- languages ------------------------------------------------------------------------------------
+# --- languages ---
 
 
 @pytest.mark.parametrize(
