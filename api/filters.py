@@ -23,6 +23,7 @@ from tracker.models import Event
 from tracker.selectors import city_lookup
 
 MAX_RADIUS_KM = 2000
+MAX_COUNT = 2_147_483_647  # the arrests column is a PostgreSQL integer
 COUNTRY_RE = re.compile(r"^[A-Za-z]{2}$")
 
 
@@ -30,15 +31,17 @@ def _parse_floats(value: str, count: int, what: str, example: str) -> list[float
     parts = [part.strip() for part in value.split(",")]
     if len(parts) != count:
         raise forms.ValidationError(
-            f"{what} needs {count} comma-separated numbers, e.g. {example} (got {value!r}).",
+            f"{what} needs {count} comma-separated numbers, e.g. {example} (got %(value)s).",
             code="malformed",
+            params={"value": repr(value)},
         )
     try:
         numbers = [float(part) for part in parts]
     except ValueError:
         raise forms.ValidationError(
-            f"{what} needs {count} comma-separated numbers, e.g. {example} (got {value!r}).",
+            f"{what} needs {count} comma-separated numbers, e.g. {example} (got %(value)s).",
             code="malformed",
+            params={"value": repr(value)},
         ) from None
     if not all(math.isfinite(number) for number in numbers):
         raise forms.ValidationError(f"{what} must be finite numbers.", code="malformed")
@@ -49,8 +52,9 @@ def _check_lon_lat(lon: float, lat: float) -> None:
     if not -180 <= lon <= 180 or not -90 <= lat <= 90:
         raise forms.ValidationError(
             "Longitude must be between -180 and 180 and latitude between -90 and 90 "
-            f"(got {lon:g}, {lat:g}).",
+            "(got %(lon)g, %(lat)g).",
             code="out_of_range",
+            params={"lon": lon, "lat": lat},
         )
 
 
@@ -69,8 +73,9 @@ class SlugListField(forms.CharField):
         unknown = [slug for slug in slugs if slug not in self.vocabulary]
         if unknown:
             raise forms.ValidationError(
-                f"Unknown value: {', '.join(unknown)}. Choose from: {', '.join(self.vocabulary)}.",
+                "Unknown value: %(unknown)s. Choose from: %(known)s.",
                 code="unknown_slug",
+                params={"unknown": ", ".join(unknown), "known": ", ".join(self.vocabulary)},
             )
         return slugs
 
@@ -84,8 +89,9 @@ class CountryListField(forms.CharField):
         bad = [code for code in codes if not COUNTRY_RE.match(code)]
         if bad:
             raise forms.ValidationError(
-                f"A country is an ISO 3166-1 alpha-2 code such as KZ (got {', '.join(bad)}).",
+                "A country is an ISO 3166-1 alpha-2 code such as KZ (got %(bad)s).",
                 code="invalid_country",
+                params={"bad": ", ".join(bad)},
             )
         return [code.upper() for code in codes]
 
@@ -135,9 +141,10 @@ class CityField(forms.CharField):
             ids = list(city_lookup(value).values_list("id", flat=True))
         if not ids:
             raise forms.ValidationError(
-                f"Unknown city: {value!r}. Give a city id or a name; /api/v1/cities/?q= "
+                "Unknown city: %(city)s. Give a city id or a name; /api/v1/cities/?q= "
                 "lists the cities the tracker knows.",
                 code="unknown_city",
+                params={"city": repr(value)},
             )
         return ids
 
@@ -226,6 +233,7 @@ class EventFilterSet(django_filters.FilterSet):
         field_name="arrests",
         lookup_expr="gte",
         min_value=0,
+        max_value=MAX_COUNT,
         decimal_places=0,
         label="At least this many people detained (events with unreported arrests excluded).",
     )
@@ -233,6 +241,7 @@ class EventFilterSet(django_filters.FilterSet):
         field_name="arrests",
         lookup_expr="lte",
         min_value=0,
+        max_value=MAX_COUNT,
         decimal_places=0,
         label="At most this many people detained (events with unreported arrests excluded).",
     )

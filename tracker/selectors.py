@@ -7,6 +7,7 @@ import math
 from django.contrib.gis.db.models.functions import Distance
 from django.contrib.gis.geos import GEOSGeometry, Point
 from django.contrib.gis.measure import D
+from django.core.exceptions import EmptyResultSet
 from django.db import connection
 from django.db.models import Prefetch, Q, QuerySet
 
@@ -119,11 +120,14 @@ def event_trends(
         raise ValueError(f"interval must be one of {TrendInterval.CHOICES}")
     if by is not None and by not in TrendGroup.CHOICES:
         raise ValueError(f"by must be one of {TrendGroup.CHOICES}")
-    inner_sql, inner_params = (
-        queryset.order_by()
-        .values("id", "date", "arrests", "police_responses", "grievances", "country", "city_id")
-        .query.sql_with_params()
-    )
+    try:
+        inner_sql, inner_params = (
+            queryset.order_by()
+            .values("id", "date", "arrests", "police_responses", "grievances", "country", "city_id")
+            .query.sql_with_params()
+        )
+    except EmptyResultSet:  # a filter Django knows can match nothing
+        return []
     period_format = "YYYY" if interval == TrendInterval.YEAR else "YYYY-MM"
     join, group = "", None
     if by == TrendGroup.GRIEVANCE:

@@ -187,7 +187,11 @@ class EventInputSerializer(serializers.Serializer):
         if value.isdigit():
             city = City.objects.filter(pk=int(value)).first()
         else:
-            city = city_lookup(value, country=self.initial_data.get("country") or None).first()
+            # The country is validated after the city; only a well-formed one may narrow.
+            country = self.initial_data.get("country")
+            if not (isinstance(country, str) and re.fullmatch(r"[A-Za-z]{2}", country)):
+                country = None
+            city = city_lookup(value, country=country).first()
         if city is None:
             raise serializers.ValidationError(
                 f"Unknown city: {value!r}. /api/v1/cities/?q= lists the cities the tracker knows."

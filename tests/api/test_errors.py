@@ -233,3 +233,48 @@ def test_unexpected_errors_are_json_500(api, monkeypatch):
     body = _error(response, 500)
     assert body["code"] == "server_error"
     assert "simulated" not in body["detail"]
+
+
+ODD_VALUES = ["", " ", "%00", "\x00", "'; DROP TABLE x; --", "9" * 40, "-1", "1e999",
+              "NaN", "∞", "Алматы", ",,,", "a,b", "2020-02-30", "0,0", "1,2,3,4,5",
+              "x" * 5000]  # fmt: skip
+PARAMETERS = ["date_after", "date_before", "year", "country", "admin1", "city", "grievance",
+              "police_response", "arrests_min", "arrests_max", "in_bbox", "near", "radius_km",
+              "q", "updated_since", "ordering", "page_size", "cursor", "interval", "by",
+              "format"]  # fmt: skip
+
+
+@pytest.mark.parametrize("parameter", PARAMETERS)
+def test_no_query_value_produces_a_server_error(api, parameter):
+    for path in ("/api/v1/events/", "/api/v1/stats/trends/"):
+        for value in ODD_VALUES:
+            extra = {"radius_km": "10"} if parameter == "near" else {}
+            if parameter == "radius_km":
+                extra = {"near": "76.9,43.2"}
+            response = api.get(path, {parameter: value, **extra})
+            assert response.status_code < 500, (path, parameter, value, response.content)
+            if response.status_code >= 400:
+                assert response["Content-Type"].startswith("application/json")
+
+
+BODY_FIELDS = ["title", "description", "date", "end_date", "date_precision", "country",
+               "admin1", "city", "location_detail", "longitude", "latitude", "geo_precision",
+               "grievances", "police_responses", "arrests", "injuries", "deaths",
+               "participants_low", "participants_high", "organizers", "sources",
+               "external_ids"]  # fmt: skip
+ODD_JSON = [None, "", "\x00", "x" * 5000, 10**40, -(10**40), 1.5, "NaN", "Infinity", [], {},
+            [None], ["\x00"], [{"url": "\x00"}], True]  # fmt: skip
+
+
+@pytest.mark.parametrize("field", BODY_FIELDS)
+def test_no_body_value_produces_a_server_error(as_user, moderator, submission_data, field):
+    from tracker.models import Event
+
+    client = as_user(moderator)
+    target = Event.objects.published().order_by("id").first()
+    for value in ODD_JSON:
+        data = {**submission_data, field: value, "external_ids": []}
+        response = client.post("/api/v1/events/", data, format="json")
+        assert response.status_code < 500, (field, value, response.content)
+        response = client.patch(f"/api/v1/events/{target.pk}/", {field: value}, format="json")
+        assert response.status_code < 500, (field, value, response.content)
