@@ -7,7 +7,17 @@ from simple_history.admin import SimpleHistoryAdmin
 
 from tracker import taxonomy
 from tracker.history import history_actor
-from tracker.models import City, CityName, Event, ExternalId, Organization, Source
+from tracker.models import (
+    City,
+    CityName,
+    Event,
+    ExportJob,
+    ExternalId,
+    ImportIssue,
+    ImportJob,
+    Organization,
+    Source,
+)
 from tracker.widgets import OfflineOSMWidget
 
 
@@ -181,3 +191,38 @@ class CityAdmin(GISModelAdmin):
 class OrganizationAdmin(SimpleHistoryAdmin):
     list_display = ["name", "name_ru"]
     search_fields = ["name", "name_ru"]
+
+
+class ImportIssueInline(admin.TabularInline):
+    model = ImportIssue
+    extra = 0
+    can_delete = False
+    fields = ["row", "kind", "column", "value", "reason"]
+    readonly_fields = fields
+    max_num = 0
+
+
+@admin.register(ImportJob)
+class ImportJobAdmin(admin.ModelAdmin):
+    list_display = ["id", "original_name", "format", "status", "publish", "message", "created_at"]
+    list_filter = ["status", "format", "publish"]
+    readonly_fields = [
+        "format", "file", "original_name", "publish", "status", "message", "rows_total",
+        "rows_done", "rows_created", "rows_updated", "rows_unchanged", "rows_skipped",
+        "rows_failed", "created_by", "created_at", "started_at", "finished_at",
+    ]  # fmt: skip
+    inlines = [ImportIssueInline]
+
+    def has_add_permission(self, request):
+        return False  # uploads go through /review/imports/, which queues the worker
+
+
+@admin.register(ExportJob)
+class ExportJobAdmin(admin.ModelAdmin):
+    list_display = ["id", "layout", "query", "status", "rows_written", "created_at"]
+    list_filter = ["status", "layout"]
+    readonly_fields = ["layout", "query", "status", "message", "file", "rows_written",
+                       "created_by", "created_at", "finished_at"]  # fmt: skip
+
+    def has_add_permission(self, request):
+        return False

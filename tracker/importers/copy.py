@@ -27,10 +27,16 @@ def reserve_ids(model: type[Model], count: int) -> list[int]:
 
 
 def geometry_text(value) -> str | None:
+    """A geometry as EWKT, which COPY's text input of a geometry column accepts. Kept on the
+    object: an event's point is written twice (event and history row) and each GEOS call
+    counts at 100,000 rows."""
     if value is None:
         return None
-    # COPY's text input of a geometry column accepts EWKT.
-    return value.ewkt if value.srid else f"SRID=4326;{value.wkt}"
+    text = getattr(value, "_copy_ewkt", None)
+    if text is None:
+        text = f"SRID={value.srid or 4326};{value.wkt}"
+        value._copy_ewkt = text
+    return text
 
 
 def copy_rows(model: type[Model], columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
@@ -43,17 +49,19 @@ def copy_rows(model: type[Model], columns: Sequence[str], rows: Iterable[Sequenc
             copy.write_row(row)
 
 
-def copy_insert(model: type[Model], objs: Sequence[Model]) -> None:
-    """COPY model instances; each gets a primary key if it has none yet.
+def copy_insert(model: type[Model], objs: Sequence[Any]) -> None:
+    """COPY model instances (or plain objects with the same attributes); each gets a
+    primary key if it has none yet.
 
     Values go to psycopg as they are (it adapts dates, lists, None); only geometries and the
     auto_now(_add) timestamps need the field's help.
     """
     if not objs:
         return
-    missing = [obj for obj in objs if obj.pk is None]
+    pk_name = model._meta.pk.attname
+    missing = [obj for obj in objs if getattr(obj, pk_name) is None]
     for obj, pk in zip(missing, reserve_ids(model, len(missing)), strict=True):
-        obj.pk = pk
+        setattr(obj, pk_name, pk)
     fields = model._meta.concrete_fields
     getters = []
     for f in fields:
@@ -65,5 +73,6 @@ def copy_insert(model: type[Model], objs: Sequence[Model]) -> None:
             getters.append(lambda obj, name=f.attname: getattr(obj, name))
     copy_rows(model, [f.column for f in fields], ([get(obj) for get in getters] for obj in objs))
     for obj in objs:
-        obj._state.adding = False
-        obj._state.db = connection.alias
+        if isinstance(obj, Model):
+            obj._state.adding = False
+            obj._state.db = connection.alias

@@ -258,8 +258,18 @@ def crowd_size_from_text(text: str) -> tuple[int | None, int | None]:
     return None, None
 
 
+# All rules in one pattern, one named group per grievance: one pass over the text.
+_ANY_GRIEVANCE = re.compile(
+    "|".join(f"(?P<{slug}>{pattern.pattern})" for slug, pattern in GRIEVANCE_RULES.items()),
+    re.IGNORECASE,
+)
+
+
 def grievances_from_text(text: str) -> list[str]:
-    return [slug for slug, pattern in GRIEVANCE_RULES.items() if text and pattern.search(text)]
+    if not text:
+        return []
+    found = {m.lastgroup for m in _ANY_GRIEVANCE.finditer(text)}
+    return [slug for slug in GRIEVANCE_RULES if slug in found]
 
 
 def police_responses_from_text(text: str, *, arrests: int | None) -> list[str]:
