@@ -246,9 +246,13 @@ def crowd_size_from_phrase(phrase: str) -> tuple[int | None, int | None]:
     return None, None
 
 
+_DIGIT = re.compile(r"\d")
+
+
 def crowd_size_from_text(text: str) -> tuple[int | None, int | None]:
     """Crowd size from running text: ACLED's "crowd size=..." tag or explicit phrasings."""
-    if not text:
+    # Every phrasing needs "crowd" or a number: most notes are ruled out by one cheap test.
+    if not text or ("crowd" not in text.lower() and not _DIGIT.search(text)):
         return None, None
     for pattern in _CROWD_IN_TEXT:
         if m := pattern.search(text):

@@ -300,7 +300,9 @@ class ImportWriter:
         to_update: list[tuple[int, Record, ExternalId]] = []
         for number, record in records:
             found = existing.get(record.external_id)
-            fingerprint = _fingerprint(record)
+            # A dataset's own version (ACLED's timestamp) decides what changed; the hash is
+            # for datasets without one.
+            fingerprint = "" if record.version else _fingerprint(record)
             record.fields.setdefault("is_generated", False)
             if found is None:
                 event = self._build_event(number, record, issues)
