@@ -139,9 +139,10 @@
       .then(function (loaded) {
         if (loaded === null) return;
         features = loaded;
-        draw();
-        statusEl.textContent = statusEl.dataset.countTemplate.replace("{count}", features.length);
-        container.dataset.count = String(features.length);
+        // Events placed only at country level have no point: the count is what is drawn.
+        var drawn = draw();
+        statusEl.textContent = statusEl.dataset.countTemplate.replace("{count}", drawn);
+        container.dataset.count = String(drawn);
         container.dataset.state = "ready";
         container.removeAttribute("aria-busy");
       })
@@ -259,6 +260,7 @@
     });
     clusters.addLayers(markers);
     drawLegend();
+    return markers.length;
   }
 
   function drawLegend() {

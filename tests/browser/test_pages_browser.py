@@ -1,0 +1,304 @@
+"""The pages in real headless Chromium against a real gunicorn, PostGIS and Redis.
+
+Each `page` fails its test on any console error, uncaught exception or CSP violation (see
+conftest). Screenshots of every page go to test-artifacts/.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import uuid
+
+import pytest
+
+from tests.browser.conftest import (
+    PageProblems,
+    assert_accessible,
+    log_in,
+    open_context,
+    screenshot,
+)
+
+pytestmark = pytest.mark.browser
+
+DEMO_YEARS = {2015: 71, 2016: 52, 2017: 36, 2018: 32, 2019: 235, 2020: 254}
+READY = "#map[data-state=ready]"
+
+
+def mapped_count(db_query, where: str = "TRUE", params: tuple = ()) -> int:
+    """Published events with a point: what the map can draw."""
+    sql = (
+        "SELECT COUNT(*) FROM tracker_event WHERE status = 'published' "
+        f"AND location IS NOT NULL AND {where}"
+    )
+    return db_query(sql, params)[0][0]
+
+
+def shown(page) -> int:
+    page.wait_for_selector(READY, timeout=60_000)
+    return int(page.locator("#map").get_attribute("data-count"))
+
+
+def wait_reload(page, action) -> int:
+    """Do `action`, then wait until the map has loaded again and return its count."""
+    page.evaluate("document.getElementById('map').dataset.state = 'stale'")
+    action()
+    return shown(page)
+
+
+def test_map_shows_the_demo_events_and_filters_change_them(page, db_query):
+    page.goto("/")
+    total = shown(page)
+    assert total == mapped_count(db_query) > 600
+    assert page.locator("#map-status").inner_text() == f"Events shown: {total}"
+    assert page.locator(".marker-cluster").count() > 3
+    screenshot(page, "map")
+
+    # A grievance checkbox, with the keyboard only.
+    welfare = page.get_by_role("checkbox", name="Welfare")
+    welfare.focus()
+    count = wait_reload(page, lambda: page.keyboard.press("Space"))
+    assert count == mapped_count(db_query, "'welfare' = ANY(grievances)")
+    assert 0 < count < total
+    assert "grievance=welfare" in page.url
+
+    # The time slider: from 2019 on (arrow keys move a range input).
+    slider = page.locator("#year-from")
+    slider.focus()
+
+    def four_years_on():
+        for _ in range(4):
+            page.keyboard.press("ArrowRight")
+
+    count = wait_reload(page, four_years_on)
+    assert page.locator("#id_date_after").input_value() == "2019-01-01"
+    assert count == mapped_count(
+        db_query, "'welfare' = ANY(grievances) AND date >= %s", (dt.date(2019, 1, 1),)
+    )
+    assert "date_after=2019-01-01" in page.url
+
+    # The URL holds the state: opening it again shows the same selection.
+    url = page.url
+    page.goto(url)
+    assert shown(page) == count
+    assert page.get_by_role("checkbox", name="Welfare").is_checked()
+
+    # Colour by police response: the legend follows.
+    page.get_by_label("Colour by").select_option("police")
+    assert "Lethal force" in page.locator("#legend").inner_text()
+    assert "colour=police" in page.url
+    screenshot(page, "map-filtered")
+
+
+def test_map_popup_has_the_details_and_sources(page, db_query):
+    row = db_query(
+        "SELECT e.id, e.title, e.date, e.city_id FROM tracker_event e "
+        "WHERE e.status = 'published' AND e.location IS NOT NULL AND e.city_id IS NOT NULL "
+        "AND e.arrests IS NOT NULL AND EXISTS (SELECT 1 FROM tracker_source s "
+        "WHERE s.event_id = e.id AND s.url <> '') "
+        "AND (SELECT COUNT(*) FROM tracker_event o WHERE o.status = 'published' "
+        "AND o.date = e.date AND o.city_id = e.city_id) = 1 ORDER BY e.date DESC LIMIT 1"
+    )[0]
+    event_id, title, date, city_id = row
+    page.goto(f"/?date_after={date}&date_before={date}&city={city_id}")
+    assert shown(page) == 1
+    page.locator("path.leaflet-interactive").last.click()
+    popup = page.locator(".leaflet-popup-content")
+    popup.wait_for()
+    text = popup.inner_text()
+    assert title in text
+    for label in ("Date", "Place", "Grievances", "Police response", "Arrests", "Participants"):
+        assert label in text
+    assert popup.locator(".sources a[href^='http']").count() >= 1
+    screenshot(page, "map-popup")
+    popup.get_by_role("link", name="Full record").click()
+    page.wait_for_url(f"**/events/{event_id}/")
+    assert page.get_by_role("heading", level=1).inner_text() == title
+
+
+def test_dashboard_shows_the_numbers_per_year(page, db_query):
+    page.goto("/dashboard/")
+    page.wait_for_selector("body[data-charts=ready]")
+    for year, count in DEMO_YEARS.items():
+        cell = page.locator(f'#totals-table tr[data-year="{year}"] td[data-key="events"]')
+        assert cell.inner_text() == str(count)
+    arrests_2019 = db_query(
+        "SELECT COALESCE(SUM(arrests), 0) FROM tracker_event WHERE status = 'published' "
+        "AND date >= '2019-01-01' AND date <= '2019-12-31'"
+    )[0][0]
+    cell = page.locator('#totals-table tr[data-year="2019"] td[data-key="arrests"]')
+    assert cell.inner_text() == str(arrests_2019)
+    # Every chart was drawn (a canvas that Chart.js sized).
+    for chart in ("grievances", "police", "arrests", "share", "cities"):
+        assert page.locator(f"#chart-{chart}").evaluate("c => c.width > 100 && c.height > 100")
+    # A chart's table view opens, and its CSV has the same numbers.
+    page.get_by_text("Show as a table").first.click()
+    csv_href = page.locator("a[href*='/dashboard/totals.csv']").first.get_attribute("href")
+    body = page.request.get(csv_href).text()
+    assert "2019,235," in body and "2020,254," in body
+    screenshot(page, "dashboard")
+
+    # The same filters as the map; the URL holds them.
+    page.get_by_role("checkbox", name="Welfare").check()
+    page.get_by_role("button", name="Apply filters").click()
+    page.wait_for_selector("body[data-charts=ready]")
+    assert "grievance=welfare" in page.url
+    welfare = dict(
+        db_query(
+            "SELECT EXTRACT(YEAR FROM date)::int, COUNT(*) FROM tracker_event "
+            "WHERE status = 'published' AND 'welfare' = ANY(grievances) GROUP BY 1"
+        )
+    )
+    for year in (2019, 2020):
+        cell = page.locator(f'#totals-table tr[data-year="{year}"] td[data-key="events"]')
+        assert cell.inner_text() == str(welfare[year])
+
+
+def test_contributor_submits_moderator_publishes_it_appears_on_the_map(browser, base_url, db_query):
+    title = f"Browser test rally {uuid.uuid4().hex[:8]}"
+    date = "2021-03-17"
+    problems = PageProblems()
+
+    contributor = open_context(browser, base_url, problems)
+    page = contributor.new_page()
+    log_in(page, "contributor")
+    page.goto("/submit/")
+    page.get_by_label("Title").fill(title)
+    page.locator("#id_date").fill(date)
+    city = page.get_by_label("City")
+    city.fill("Алматы")
+    page.locator("#city-suggestions option").first.wait_for(state="attached")
+    # A click on the map places the point and fills the coordinates.
+    page.locator("#pick-map").click(position={"x": 420, "y": 200})
+    assert page.get_by_label("Latitude").input_value() != ""
+    page.get_by_label("Latitude").fill("43.2383")
+    page.get_by_label("Longitude").fill("76.9453")
+    page.get_by_role("checkbox", name="Welfare").check()
+    page.get_by_role("checkbox", name="Detained").check()
+    page.locator("#id_arrests").fill("12")
+    page.locator("#id_sources-0-url").fill("https://example.org/almaty-rally")
+    page.locator("#id_sources-0-title").fill("Rally in Almaty")
+    screenshot(page, "submit")
+
+    # A mistake first: the error is shown next to its field, nothing is saved.
+    page.get_by_label("Participants (low estimate)").fill("90")
+    page.get_by_label("Participants (high estimate)").fill("40")
+    page.get_by_role("button", name="Submit for review").click()
+    error = page.locator(".has-error .errorlist").first
+    assert "cannot exceed" in error.inner_text()
+    screenshot(page, "submit-error")
+    # The form answered 400 on purpose (bad input); Chromium logs every 4xx document.
+    problems.allow("status of 400", "/submit/")
+    page.get_by_label("Participants (low estimate)").fill("40")
+    page.get_by_label("Participants (high estimate)").fill("90")
+    page.locator("#id_sources-0-url").fill("https://example.org/almaty-rally")
+    page.locator("#id_sources-0-title").fill("Rally in Almaty")
+    page.get_by_role("button", name="Submit for review").click()
+    page.wait_for_url("**/submit/mine/")
+    row = page.locator("#my-submissions tr", has_text=title)
+    assert "pending review" in row.inner_text()
+    screenshot(page, "my-submissions")
+    contributor.close()
+
+    moderator = open_context(browser, base_url, problems)
+    page = moderator.new_page()
+    log_in(page, "moderator")
+    page.goto("/review/")
+    screenshot(page, "review-queue")
+    page.get_by_role("link", name=title).click()
+    page.wait_for_selector("#review-form")
+    screenshot(page, "review-event")
+    page.get_by_role("radio", name="Publish").check()
+    page.get_by_role("button", name="Record decision").click()
+    page.wait_for_url("**/review/")
+    assert f"Published: {title}" in page.locator(".messages").inner_text()
+    moderator.close()
+
+    visitor = open_context(browser, base_url, problems)
+    page = visitor.new_page()
+    expected = mapped_count(db_query, "date = %s", (dt.date(2021, 3, 17),))
+    page.goto(f"/?date_after={date}&date_before={date}")
+    assert shown(page) == expected >= 1
+    page.locator("path.leaflet-interactive").first.wait_for()
+    found = False
+    for index in range(page.locator("path.leaflet-interactive").count()):
+        page.locator("path.leaflet-interactive").nth(index).click()
+        if title in page.locator(".leaflet-popup-content").inner_text():
+            found = True
+            break
+    assert found, "the published event is not on the map"
+    visitor.close()
+    problems.check()
+
+
+def test_language_switch(page):
+    page.goto("/")
+    page.wait_for_selector(READY)
+    with page.expect_navigation():
+        page.get_by_label("Language").select_option("ru")
+    assert page.locator("html").get_attribute("lang") == "ru"
+    page.wait_for_selector(READY)
+    assert page.get_by_role("link", name="Тенденции").is_visible()
+    assert page.get_by_role("checkbox", name="Социальное обеспечение").is_visible()
+    assert re.match(r"Показано событий: \d+", page.locator("#map-status").inner_text())
+    screenshot(page, "map-ru")
+    page.goto("/dashboard/")
+    assert page.get_by_role("heading", name="Тенденции по годам").is_visible()
+    with page.expect_navigation():
+        page.get_by_label("Тіл").or_(page.get_by_label("Язык")).select_option("kk")
+    assert page.locator("html").get_attribute("lang") == "kk"
+    assert page.get_by_role("heading", name="Жылдық үрдістер").is_visible()
+    assert page.locator("#totals-table").inner_text().count("235") == 1
+    screenshot(page, "dashboard-kk")
+    with page.expect_navigation():
+        page.get_by_label("Тіл").select_option("en")
+    assert page.get_by_role("heading", name="Yearly trends").is_visible()
+
+
+def test_event_page(page, db_query):
+    event_id, title = db_query(
+        "SELECT id, title FROM tracker_event WHERE status = 'published' "
+        "AND location IS NOT NULL AND description <> '' ORDER BY date LIMIT 1"
+    )[0]
+    page.goto(f"/events/{event_id}/")
+    assert page.get_by_role("heading", level=1).inner_text() == title
+    page.locator("#mini-map path.leaflet-interactive").wait_for()
+    assert page.get_by_role("heading", name="History").is_visible()
+    screenshot(page, "event")
+
+
+PAGES = [
+    ("/", None, READY),
+    ("/dashboard/", None, "body[data-charts=ready]"),
+    ("/accounts/login/", None, "form"),
+    ("/submit/", "moderator", "#pick-map.leaflet-container"),
+    ("/submit/mine/", "contributor", "table"),
+    ("/review/", "moderator", "table"),
+]
+
+
+@pytest.mark.parametrize(("path", "user", "ready"), PAGES)
+def test_no_serious_accessibility_violations(page, path, user, ready):
+    if user:
+        log_in(page, user)
+    page.goto(path)
+    page.wait_for_selector(ready)
+    assert_accessible(page)
+
+
+def test_event_and_review_pages_are_accessible(page, db_query):
+    event_id = db_query(
+        "SELECT id FROM tracker_event WHERE status = 'published' AND location IS NOT NULL "
+        "ORDER BY id LIMIT 1"
+    )[0][0]
+    page.goto(f"/events/{event_id}/")
+    page.locator("#mini-map path.leaflet-interactive").wait_for()
+    assert_accessible(page)
+    log_in(page, "moderator")
+    page.goto(f"/review/{event_id}/")
+    assert_accessible(page)
+    page.goto(f"/review/{event_id}/edit/")
+    page.wait_for_selector("#pick-map.leaflet-container")
+    assert_accessible(page)
+    screenshot(page, "review-edit")
