@@ -1,71 +1,21 @@
 """A real GIS client reads the API: GDAL's GeoJSON driver (ogrinfo) against a running
 gunicorn serving this app, and reports the feature count the database holds.
 
-The server is a subprocess on the test database; it sees the demo data, which the session
-fixture committed, and the test does not write, so no flush is needed.
+The server (tests/api/conftest.py) is a subprocess on the test database: it sees the demo
+data, which the session fixture committed, and the test does not write, so no flush is
+needed.
 """
 
 import os
 import re
 import shutil
-import socket
 import subprocess
-import sys
-import time
-import urllib.request
-from pathlib import Path
 
 import pytest
-from django.db import connection
 
 from tracker.models import Event
 
 pytestmark = pytest.mark.django_db
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def server(django_db_setup, django_db_blocker):
-    with django_db_blocker.unblock():
-        name = connection.settings_dict["NAME"]
-    settings = connection.settings_dict
-    port = _free_port()
-    env = {
-        **os.environ,
-        "DATABASE_URL": f"postgis://{settings['USER']}@{settings['HOST'] or '127.0.0.1'}:"
-        f"{settings['PORT'] or 5432}/{name}",
-        "DJANGO_DEBUG": "0",
-    }
-    gunicorn = Path(sys.executable).with_name("gunicorn")
-    command = [str(gunicorn), "tracker.wsgi", "-b", f"127.0.0.1:{port}", "-w", "1"]
-    process = subprocess.Popen(
-        command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                with urllib.request.urlopen(f"{base}/api/v1/taxonomy/", timeout=2) as response:  # noqa: S310
-                    if response.status == 200:
-                        break
-            except OSError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    output = process.stdout.read().decode() if process.stdout else ""
-                    pytest.fail(f"gunicorn did not start:\n{output}")
-                time.sleep(0.3)
-        yield base
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
-        process.stdout.close()
 
 
 def ogrinfo(url: str) -> str:

@@ -104,4 +104,5 @@ def test_swagger_ui_served_locally_without_inline_script(client):
             assert "javascript" in script["Content-Type"]
             assert b"SwaggerUIBundle" in script.content
     assert "cdn" not in html.lower()
+    assert "<style" not in html  # style-src 'self' would refuse it
     assert "script-src 'self'" in response["Content-Security-Policy"]
