@@ -111,6 +111,10 @@ def test_map_popup_has_the_details_and_sources(page, db_query):
     for label in ("Date", "Place", "Grievances", "Police response", "Arrests", "Participants"):
         assert label in text
     assert popup.locator(".sources a[href^='http']").count() >= 1
+    # Leaflet fades the popup in; the screenshot waits until it is opaque.
+    page.wait_for_function(
+        "() => getComputedStyle(document.querySelector('.leaflet-popup')).opacity === '1'"
+    )
     screenshot(page, "map-popup")
     popup.get_by_role("link", name="Full record").click()
     page.wait_for_url(f"**/events/{event_id}/")

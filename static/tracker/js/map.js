@@ -38,12 +38,20 @@
     iconCreateFunction: function (cluster) {
       var count = cluster.getChildCount();
       var size = count < 10 ? "small" : count < 100 ? "medium" : "large";
-      var icon = L.divIcon({
+      // The ring takes the colour of the most frequent category inside the cluster (a
+      // class, not a style attribute: the CSP allows no inline style).
+      var tally = {};
+      var top = null;
+      cluster.getAllChildMarkers().forEach(function (marker) {
+        var key = marker.options.category;
+        tally[key] = (tally[key] || 0) + 1;
+        if (top === null || tally[key] > tally[top]) top = key;
+      });
+      return L.divIcon({
         html: "<div><span>" + count + "</span></div>",
-        className: "marker-cluster marker-cluster-" + size,
+        className: "marker-cluster marker-cluster-" + size + " cluster-" + top,
         iconSize: L.point(40, 40),
       });
-      return icon;
     },
   }).addTo(map);
   var features = [];
@@ -163,12 +171,19 @@
     });
     return worst;
   }
-  function markerColour(props) {
+  function markerCategory(props) {
     if (colourSelect.value === "police") {
-      var worst = worstResponse(props.police_responses);
-      return worst ? colour("police", worst) : colour("police", "unknown");
+      return "police-" + (worstResponse(props.police_responses) || "unknown");
     }
-    return colour("grievance", (props.grievances || ["other"])[0]);
+    return "grievance-" + ((props.grievances || [])[0] || "other");
+  }
+  var colours = {};
+  function categoryColour(category) {
+    if (!colours[category]) {
+      var dash = category.indexOf("-");
+      colours[category] = colour(category.slice(0, dash), category.slice(dash + 1));
+    }
+    return colours[category];
   }
 
   function el(tag, text, className) {
@@ -179,8 +194,9 @@
   }
   function placeText(props) {
     return [props.location_detail, props.city, props.admin1, props.country]
-      .filter(function (part) {
-        return part;
+      .filter(function (part, index, parts) {
+        // "Almaty, Almaty": the city of Almaty is also a region of its own.
+        return part && parts.indexOf(part) === index;
       })
       .join(", ");
   }
@@ -246,12 +262,14 @@
     features.forEach(function (feature) {
       if (!feature.geometry || feature.geometry.type !== "Point") return;
       var c = feature.geometry.coordinates;
+      var category = markerCategory(feature.properties || {});
       var marker = L.circleMarker([c[1], c[0]], {
         radius: 7,
         color: "#1f1f1f",
         weight: 1,
-        fillColor: markerColour(feature.properties || {}),
+        fillColor: categoryColour(category),
         fillOpacity: 0.9,
+        category: category,
       });
       marker.bindPopup(function () {
         return popupContent(feature);

@@ -27,7 +27,7 @@
   function fromInputs() {
     var y = parseFloat(lat.value);
     var x = parseFloat(lon.value);
-    if (!isNaN(x) && !isNaN(y) && Math.abs(y) <= 90 && Math.abs(x) <= 180) place([y, x], 10);
+    if (!isNaN(x) && !isNaN(y) && Math.abs(y) <= 90 && Math.abs(x) <= 180) place([y, x], 7);
   }
   lat.addEventListener("change", fromInputs);
   lon.addEventListener("change", fromInputs);
