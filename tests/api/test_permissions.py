@@ -304,3 +304,22 @@ def test_token_endpoint_is_throttled_in_redis(api, contributor):
     assert response.status_code == 429
     assert response.json()["retry_after_seconds"] > 0
     assert "Retry-After" in response
+
+
+def test_anonymous_and_signed_in_clients_are_throttled_separately(
+    api, as_user, contributor, monkeypatch
+):
+    from rest_framework.throttling import SimpleRateThrottle
+
+    # Small rates so the test stays short; the counting is the real thing, in Redis.
+    monkeypatch.setattr(
+        SimpleRateThrottle, "THROTTLE_RATES", {"anon": "3/minute", "user": "5/minute"}
+    )
+    anonymous = [api.get("/api/v1/taxonomy/").status_code for _ in range(4)]
+    assert anonymous == [200, 200, 200, 429]
+    client = as_user(contributor)
+    signed_in = [client.get("/api/v1/taxonomy/").status_code for _ in range(6)]
+    assert signed_in == [200] * 5 + [429]
+    from django.core.cache import cache
+
+    assert cache.keys("throttle_*")
