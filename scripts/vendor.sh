@@ -10,7 +10,7 @@ copy() {  # copy SRC DEST (relative to node_modules/ and static/vendor/)
 copy ol/dist/ol.js ol/ol.js
 copy ol/dist/ol.js.map ol/ol.js.map
 copy ol/ol.css ol/ol.css
-# Pages: Leaflet + markercluster (map), Chart.js (dashboard), world-atlas country outlines
+# Pages: Leaflet + Supercluster (map), Chart.js (dashboard), world-atlas country outlines
 # with topojson-client (the offline basemap: no tile server is needed).
 copy leaflet/dist/leaflet.js leaflet/leaflet.js
 copy leaflet/dist/leaflet.js.map leaflet/leaflet.js.map
@@ -18,10 +18,7 @@ copy leaflet/dist/leaflet.css leaflet/leaflet.css
 for image in node_modules/leaflet/dist/images/*.png; do
   copy "leaflet/dist/images/$(basename "$image")" "leaflet/images/$(basename "$image")"
 done
-copy leaflet.markercluster/dist/leaflet.markercluster.js leaflet/leaflet.markercluster.js
-copy leaflet.markercluster/dist/leaflet.markercluster.js.map leaflet/leaflet.markercluster.js.map
-copy leaflet.markercluster/dist/MarkerCluster.css leaflet/MarkerCluster.css
-copy leaflet.markercluster/dist/MarkerCluster.Default.css leaflet/MarkerCluster.Default.css
+copy supercluster/dist/supercluster.min.js supercluster/supercluster.min.js
 # The source maps too: the manifest storage of collectstatic follows sourceMappingURL.
 copy chart.js/dist/chart.umd.js chartjs/chart.umd.js
 copy chart.js/dist/chart.umd.js.map chartjs/chart.umd.js.map

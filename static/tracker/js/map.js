@@ -31,29 +31,10 @@
 
   var map = L.map(container, { minZoom: 2, maxZoom: 16, worldCopyJump: true }).setView([48.2, 67.5], 5);
   TrackerBasemap.add(map, container);
-  var clusters = L.markerClusterGroup({
-    chunkedLoading: true,
-    showCoverageOnHover: false,
-    maxClusterRadius: 50,
-    iconCreateFunction: function (cluster) {
-      var count = cluster.getChildCount();
-      var size = count < 10 ? "small" : count < 100 ? "medium" : "large";
-      // The ring takes the colour of the most frequent category inside the cluster (a
-      // class, not a style attribute: the CSP allows no inline style).
-      var tally = {};
-      var top = null;
-      cluster.getAllChildMarkers().forEach(function (marker) {
-        var key = marker.options.category;
-        tally[key] = (tally[key] || 0) + 1;
-        if (top === null || tally[key] > tally[top]) top = key;
-      });
-      return L.divIcon({
-        html: "<div><span>" + count + "</span></div>",
-        className: "marker-cluster marker-cluster-" + size + " cluster-" + top,
-        iconSize: L.point(40, 40),
-      });
-    },
-  }).addTo(map);
+  // Supercluster indexes the points once per load (100,000 in about a second here); each
+  // move or zoom then draws only the clusters and points in view.
+  var layer = L.layerGroup().addTo(map);
+  var index = null;
   var features = [];
   var request = 0;
 
@@ -256,30 +237,91 @@
     return root;
   }
 
+  function sumCategories(total, props) {
+    Object.keys(props).forEach(function (key) {
+      if (key.indexOf("grievance-") === 0 || key.indexOf("police-") === 0) {
+        total[key] = (total[key] || 0) + props[key];
+      }
+    });
+  }
+  function topCategory(props) {
+    var top = null;
+    Object.keys(props).forEach(function (key) {
+      if ((key.indexOf("grievance-") === 0 || key.indexOf("police-") === 0) && (top === null || props[key] > props[top])) top = key;
+    });
+    return top;
+  }
+
   function draw() {
-    clusters.clearLayers();
-    var markers = [];
+    var points = [];
     features.forEach(function (feature) {
       if (!feature.geometry || feature.geometry.type !== "Point") return;
-      var c = feature.geometry.coordinates;
-      var category = markerCategory(feature.properties || {});
-      var marker = L.circleMarker([c[1], c[0]], {
-        radius: 7,
-        color: "#1f1f1f",
-        weight: 1,
-        fillColor: categoryColour(category),
-        fillOpacity: 0.9,
-        category: category,
-      });
-      marker.bindPopup(function () {
-        return popupContent(feature);
-      }, { maxWidth: 320 });
-      markers.push(marker);
+      feature.properties = feature.properties || {};
+      feature.properties._category = markerCategory(feature.properties);
+      points.push(feature);
     });
-    clusters.addLayers(markers);
+    index = new Supercluster({
+      radius: 50,
+      maxZoom: 14,
+      // Per-category counts travel up the clusters, so a cluster shows its main category.
+      map: function (props) {
+        var counts = {};
+        counts[props._category] = 1;
+        return counts;
+      },
+      reduce: sumCategories,
+    }).load(points);
+    render();
     drawLegend();
-    return markers.length;
+    return points.length;
   }
+
+  function clusterMarker(item, latlng) {
+    var props = item.properties;
+    var count = props.point_count;
+    var size = count < 10 ? "small" : count < 100 ? "medium" : "large";
+    var marker = L.marker(latlng, {
+      icon: L.divIcon({
+        html: "<div><span>" + props.point_count_abbreviated + "</span></div>",
+        className: "marker-cluster marker-cluster-" + size + " cluster-" + topCategory(props),
+        iconSize: L.point(40, 40),
+      }),
+      title: labels.cluster.replace("{count}", count),
+      keyboard: true,
+    });
+    marker.on("click", function () {
+      map.setView(latlng, Math.min(index.getClusterExpansionZoom(props.cluster_id), map.getMaxZoom()));
+    });
+    return marker;
+  }
+
+  function pointMarker(feature, latlng) {
+    var marker = L.circleMarker(latlng, {
+      radius: 7,
+      color: "#1f1f1f",
+      weight: 1,
+      fillColor: categoryColour(feature.properties._category),
+      fillOpacity: 0.9,
+    });
+    marker.bindPopup(function () {
+      return popupContent(feature);
+    }, { maxWidth: 320 });
+    return marker;
+  }
+
+  function render() {
+    if (!index) return;
+    var bounds = map.getBounds();
+    var zoom = Math.round(map.getZoom());
+    var items = index.getClusters([bounds.getWest(), bounds.getSouth(), bounds.getEast(), bounds.getNorth()], zoom);
+    layer.clearLayers();
+    items.forEach(function (item) {
+      var c = item.geometry.coordinates;
+      var latlng = [c[1], c[0]];
+      layer.addLayer(item.properties.cluster ? clusterMarker(item, latlng) : pointMarker(item, latlng));
+    });
+  }
+  map.on("moveend", render);
 
   function drawLegend() {
     legendEl.textContent = "";
