@@ -104,8 +104,18 @@
   function fetchAll(url, collected, token) {
     return fetch(url, { credentials: "same-origin", headers: { Accept: "application/geo+json, application/json" } })
       .then(function (response) {
-        if (!response.ok) throw new Error("HTTP " + response.status);
-        return response.json();
+        if (response.ok) return response.json();
+        // The API explains a refused filter in "detail"; show it rather than a bare failure.
+        return response
+          .json()
+          .catch(function () {
+            return {};
+          })
+          .then(function (body) {
+            var error = new Error("HTTP " + response.status);
+            error.detail = response.status < 500 && body && body.detail;
+            throw error;
+          });
       })
       .then(function (page) {
         if (token !== request) return null;
@@ -137,10 +147,10 @@
       })
       .catch(function (error) {
         if (token !== request) return;
-        statusEl.textContent = statusEl.dataset.error;
+        statusEl.textContent = error.detail ? String(error.detail) : statusEl.dataset.error;
         container.dataset.state = "error";
         container.removeAttribute("aria-busy");
-        if (window.console) console.warn("map data:", error.message);
+
       });
   }
 
