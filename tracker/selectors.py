@@ -211,3 +211,48 @@ def event_history(*, event: Event) -> list[dict]:
             }
         )
     return entries
+
+
+_EVENT_ROWS_SQL = """
+SELECT e.id, e.title, e.description, e.date, e.end_date, e.date_precision,
+       c.name AS city, e.city_id, e.country, e.admin1, e.location_detail,
+       ST_X(e.location) AS longitude, ST_Y(e.location) AS latitude, e.geo_precision,
+       e.grievances, e.police_responses, e.arrests, e.injuries, e.deaths,
+       e.participants_low, e.participants_high,
+       ARRAY(SELECT o.name FROM {organizers} eo JOIN {organization} o
+               ON o.id = eo.organization_id
+              WHERE eo.event_id = e.id ORDER BY o.name) AS organizers,
+       coalesce((SELECT json_agg(json_build_object(
+                    'url', s.url, 'title', s.title, 'publisher', s.publisher,
+                    'published_on', s.published_on, 'language', s.language) ORDER BY s.id)
+                   FROM {source} s WHERE s.event_id = e.id), '[]'::json) AS sources,
+       ARRAY(SELECT x.scheme || ':' || x.value FROM {external_id} x
+              WHERE x.event_id = e.id ORDER BY x.scheme, x.value) AS external_ids,
+       e.created_at, e.updated_at
+FROM {event} e LEFT JOIN {city} c ON c.id = e.city_id
+WHERE e.id = ANY(%s)
+"""
+
+
+def event_rows(*, ids: list[int]) -> list[dict]:
+    """The public representation of the events `ids`, in that order, from one query.
+
+    The same fields as api.serializers.events.EventSerializer (a test holds them equal),
+    built by PostgreSQL: list pages of up to 1000 events then cost one round trip instead
+    of a model instance, three prefetches and a serializer per event.
+    """
+    if not ids:
+        return []
+    sql = _EVENT_ROWS_SQL.format(
+        event=Event._meta.db_table,
+        city=City._meta.db_table,
+        source=Source._meta.db_table,
+        external_id=ExternalId._meta.db_table,
+        organization=Organization._meta.db_table,
+        organizers=Event.organizers.through._meta.db_table,
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [list(ids)])
+        columns = [column.name for column in cursor.description]
+        by_id = {row[0]: dict(zip(columns, row, strict=True)) for row in cursor.fetchall()}
+    return [by_id[pk] for pk in ids if pk in by_id]

@@ -277,3 +277,25 @@ class EventHistoryEntrySerializer(serializers.Serializer):
     reason = serializers.CharField(allow_blank=True)
     status = serializers.CharField()
     changes = EventHistoryChangeSerializer(many=True)
+
+
+_DATETIME = serializers.DateTimeField()
+_DATE = serializers.DateField()
+
+
+def event_row_representation(row: dict) -> dict:
+    """A row of tracker.selectors.event_rows in EventSerializer's exact output format."""
+    data = dict(row)
+    for key in ("date", "end_date"):
+        data[key] = _DATE.to_representation(data[key]) if data[key] is not None else None
+    for key in ("created_at", "updated_at"):
+        data[key] = _DATETIME.to_representation(data[key])
+    return data
+
+
+def event_row_feature(row: dict) -> dict:
+    """The same row as EventFeatureSerializer's GeoJSON Feature."""
+    properties = event_row_representation(row)
+    lon, lat = properties.pop("longitude"), properties.pop("latitude")
+    geometry = {"type": "Point", "coordinates": [lon, lat]} if lon is not None else None
+    return {"type": "Feature", "id": row["id"], "geometry": geometry, "properties": properties}

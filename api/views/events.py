@@ -31,10 +31,13 @@ from api.serializers.events import (
     EventReviewSerializer,
     EventSerializer,
     EventSubmissionSerializer,
+    event_row_feature,
+    event_row_representation,
 )
 from tracker.models import Event
 from tracker.selectors import (
     event_history,
+    event_rows,
     event_submissions,
     event_visible_to,
     event_with_related,
@@ -206,10 +209,9 @@ class EventViewSet(
 
     def get_queryset(self):
         if self.action == "list":
-            queryset = Event.objects.published()
-        else:
-            queryset = event_visible_to(self.request.user)
-        return event_with_related(queryset)
+            # Only what filtering and the cursor need; event_rows builds the page itself.
+            return Event.objects.published().only("id", "date", "arrests", "updated_at")
+        return event_with_related(event_visible_to(self.request.user))
 
     def filter_queryset(self, queryset):
         # Query filters select from the list; they never hide a single event by id.
@@ -239,13 +241,14 @@ class EventViewSet(
         if output == "csv":
             # Not paged, but a bad page_size is still an error rather than ignored silently.
             self.paginator.get_page_size(request)
-            return events_csv_response(queryset)
+            return events_csv_response(event_with_related(queryset.defer(None)))
         page = self.paginate_queryset(queryset)
         links = self.paginator.get_page_links()
+        rows = event_rows(ids=[event.pk for event in page])
         if output == "geojson":
-            collection = EventFeatureSerializer(page, many=True).data
-            return Response({**collection, **links})
-        return Response({**links, "results": EventSerializer(page, many=True).data})
+            features = [event_row_feature(row) for row in rows]
+            return Response({"type": "FeatureCollection", "features": features, **links})
+        return Response({**links, "results": [event_row_representation(row) for row in rows]})
 
     @extend_schema(
         parameters=[FORMAT_PARAMETER],
