@@ -323,3 +323,17 @@ def test_anonymous_and_signed_in_clients_are_throttled_separately(
     from django.core.cache import cache
 
     assert cache.keys("throttle_*")
+
+
+def test_history_shows_location_and_organizer_changes(clients, pending_event):
+    moderator = clients["moderator"]
+    response = moderator.patch(
+        f"/api/v1/events/{pending_event.pk}/",
+        {"organizers": ["New group"], "longitude": 76.95, "latitude": 43.24},
+        format="json",
+    )
+    assert response.status_code == 200, response.content
+    entries = moderator.get(f"/api/v1/events/{pending_event.pk}/history/").json()
+    changes = {c["field"]: c for e in entries for c in e["changes"]}
+    assert changes["location"]["new"] == [76.95, 43.24]
+    assert "organizers" in changes
