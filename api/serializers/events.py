@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 
 from django.contrib.gis.geos import Point
-from drf_spectacular.utils import extend_schema_field
+from drf_spectacular.utils import extend_schema_field, extend_schema_serializer
 from rest_framework import serializers
 from rest_framework_gis.serializers import GeoFeatureModelSerializer
 
@@ -104,6 +104,16 @@ class EventFeatureSerializer(GeoFeatureModelSerializer, EventSerializer):
         feature = super().to_representation(instance)
         feature["id"] = instance.pk
         return feature
+
+
+@extend_schema_serializer(many=False)
+class EventFeatureCollectionSerializer(serializers.Serializer):
+    """Schema of a GeoJSON list page: a FeatureCollection with the cursor links."""
+
+    type = serializers.ChoiceField(choices=["FeatureCollection"])
+    features = EventFeatureSerializer(many=True)
+    next = serializers.URLField(allow_null=True)
+    previous = serializers.URLField(allow_null=True)
 
 
 class SourceInputSerializer(serializers.Serializer):

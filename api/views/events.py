@@ -25,6 +25,7 @@ from api.parsers import LimitedJSONParser
 from api.permissions import CanReadHistory, EventAccess, IsModerator
 from api.renderers import CSVRenderer, GeoJSONRenderer
 from api.serializers.events import (
+    EventFeatureCollectionSerializer,
     EventFeatureSerializer,
     EventHistoryEntrySerializer,
     EventInputSerializer,
@@ -180,7 +181,7 @@ FORMAT_PARAMETER = OpenApiParameter(
     OpenApiTypes.STR,
     enum=["json", "geojson", "csv"],
     description="json (default), geojson (FeatureCollection; also Accept: application/geo+json)"
-    " or csv (every matching event, streamed; page_size and cursor are ignored).",
+    " or csv (every matching event in one streamed file, not paged).",
 )
 
 
@@ -231,7 +232,7 @@ class EventViewSet(
         parameters=[FORMAT_PARAMETER],
         responses={
             200: EventSerializer(many=True),
-            (200, "application/geo+json"): EventFeatureSerializer(many=True),
+            (200, "application/geo+json"): EventFeatureCollectionSerializer,
             (200, "text/csv"): OpenApiTypes.STR,
         },
     )
