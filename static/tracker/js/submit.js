@@ -29,8 +29,13 @@
     var x = parseFloat(lon.value);
     if (!isNaN(x) && !isNaN(y) && Math.abs(y) <= 90 && Math.abs(x) <= 180) place([y, x], 7);
   }
-  lat.addEventListener("change", fromInputs);
-  lon.addEventListener("change", fromInputs);
+  var typing = null;
+  [lat, lon].forEach(function (input) {
+    input.addEventListener("input", function () {
+      clearTimeout(typing);
+      typing = setTimeout(fromInputs, 300);
+    });
+  });
   fromInputs();
 
   var timer = null;
