@@ -10,7 +10,7 @@ from django.contrib.gis.geos import Point
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 
-from tracker import taxonomy
+from tracker import page_selectors, taxonomy
 from tracker.models import City, Event
 from tracker.selectors import city_lookup
 
@@ -65,8 +65,7 @@ class EventFilterForm(forms.Form):
     def __init__(self, *args, countries: list[str] = (), **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["country"].choices = [("", _("Any country"))] + [(c, c) for c in countries]
-        cities = City.objects.filter(event__status=Event.Status.PUBLISHED).distinct()
-        self.fields["city"].queryset = cities.order_by("name")
+        self.fields["city"].queryset = page_selectors.filter_cities()
 
     def clean(self):
         data = super().clean()

@@ -5,15 +5,20 @@ duplicates of a submission."""
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+import hashlib
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
+from django.core.cache import cache
 from django.db import connection
-from django.db.models import Count, Q, QuerySet, Sum
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Sum
 
 from tracker import taxonomy
+from tracker.cache import events_version
 from tracker.models import City, Event
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -41,6 +46,25 @@ class EventFilters:
             arrests_min=data.get("arrests_min"),
             arrests_max=data.get("arrests_max"),
         )
+
+    def cache_key(self) -> str:
+        parts = (
+            self.date_after,
+            self.date_before,
+            self.country,
+            self.city.pk if self.city else None,
+            self.grievances,
+            self.police_responses,
+            self.arrests_min,
+            self.arrests_max,
+        )
+        return hashlib.sha256(repr(parts).encode()).hexdigest()[:32]
+
+
+def _cached(name: str, key: str, compute: Callable[[], T]) -> T:
+    """Aggregates are cached under the version of the published data (tracker.cache), so
+    any change of an event makes every older answer unreachable at once."""
+    return cache.get_or_set(f"pages:{name}:v{events_version()}:{key}", compute, timeout=3600)
 
 
 def events_filtered(*, filters: EventFilters) -> QuerySet[Event]:
@@ -73,6 +97,10 @@ def _where(events: QuerySet[Event]) -> tuple[str, tuple]:
 
 def yearly_totals(*, filters: EventFilters) -> list[dict[str, Any]]:
     """Per year: events, people arrested, events with arrests, events with force."""
+    return _cached("totals", filters.cache_key(), lambda: _yearly_totals(filters))
+
+
+def _yearly_totals(filters: EventFilters) -> list[dict[str, Any]]:
     force = list(taxonomy.FORCE_RESPONSES)
     rows = (
         events_filtered(filters=filters)
@@ -108,6 +136,10 @@ def yearly_by_vocabulary(*, filters: EventFilters, field: str) -> dict[int, dict
     two grievances counts once under each, as in the tracker's published shares."""
     if field not in ("grievances", "police_responses"):
         raise ValueError(field)
+    return _cached(field, filters.cache_key(), lambda: _yearly_by_vocabulary(filters, field))
+
+
+def _yearly_by_vocabulary(filters: EventFilters, field: str) -> dict[int, dict[str, int]]:
     subquery, params = _where(events_filtered(filters=filters))
     column = connection.ops.quote_name(field)
     # unnest() has no ORM spelling; the filtered ids come from the ORM as a sub-select.
@@ -125,6 +157,11 @@ def yearly_by_vocabulary(*, filters: EventFilters, field: str) -> dict[int, dict
 
 
 def top_cities(*, filters: EventFilters, limit: int = 10) -> list[dict[str, Any]]:
+    key = f"{filters.cache_key()}:{limit}"
+    return _cached("cities", key, lambda: _top_cities(filters, limit))
+
+
+def _top_cities(filters: EventFilters, limit: int) -> list[dict[str, Any]]:
     rows = (
         events_filtered(filters=filters)
         .filter(city__isnull=False)
@@ -138,17 +175,41 @@ def top_cities(*, filters: EventFilters, limit: int = 10) -> list[dict[str, Any]
 
 
 def filter_countries() -> list[str]:
-    return list(
-        Event.objects.published().order_by("country").values_list("country", flat=True).distinct()
+    return _cached(
+        "countries",
+        "all",
+        lambda: list(
+            Event.objects.published()
+            .order_by("country")
+            .values_list("country", flat=True)
+            .distinct()
+        ),
     )
 
 
+def filter_cities() -> QuerySet[City]:
+    """Cities that have a published event (the city menu of the filters)."""
+    ids = _cached(
+        "city-ids",
+        "all",
+        lambda: list(
+            City.objects.filter(
+                Exists(Event.objects.published().filter(city=OuterRef("pk")))
+            ).values_list("pk", flat=True)
+        ),
+    )
+    return City.objects.filter(pk__in=ids).order_by("name")
+
+
 def event_year_range() -> tuple[int, int]:
-    dates = Event.objects.published().order_by("date").values_list("date", flat=True)
-    first = dates.first()
-    last = dates.reverse().first() if first else None
-    this_year = dt.date.today().year
-    return (first.year if first else this_year, last.year if last else this_year)
+    def compute() -> tuple[int, int]:
+        dates = Event.objects.published().order_by("date").values_list("date", flat=True)
+        first = dates.first()
+        last = dates.reverse().first() if first else None
+        this_year = dt.date.today().year
+        return (first.year if first else this_year, last.year if last else this_year)
+
+    return _cached("years", "all", compute)
 
 
 def my_submissions(*, user) -> QuerySet[Event]:

@@ -35,8 +35,6 @@ CHROMIUM_ARGS = [
 ]
 DEMO_PASSWORD = "tracker-demo-browser"
 
-pytestmark = pytest.mark.browser
-
 
 def _database_url(name: str) -> str:
     db = settings.DATABASES["default"]
