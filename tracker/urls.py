@@ -14,3 +14,7 @@ urlpatterns = [
     path("review/imports/", include("tracker.importers.urls")),
     path("", include("tracker.page_urls")),
 ]
+
+# JSON for /api/ paths, Django's pages elsewhere.
+handler404 = "api.exceptions.json_not_found"
+handler500 = "api.exceptions.json_server_error"
