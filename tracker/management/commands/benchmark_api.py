@@ -1,40 +1,69 @@
-"""Measure the API against its budgets (DESIGN.md): a list page against the same page built
-by raw SQL, and the trends endpoint. Prints numbers; it is not a test and asserts nothing.
+"""Measure the API against its budgets (DESIGN.md, "Budgets") and print the numbers.
 
-    python manage.py benchmark_api --repeat 30 --page-size 100
+It is not a test and asserts nothing: it prints times, ratios and counts.
+
+    # a database of its own, filled once with a million published events (COPY):
+    DATABASE_URL=postgis://postgres@127.0.0.1:5432/tracker_bench python manage.py preflight --create
+    DATABASE_URL=... python manage.py migrate && DATABASE_URL=... python manage.py loadgazetteer
+    python manage.py benchmark_api --database-url postgis://postgres@127.0.0.1:5432/tracker_bench \
+        --events 1000000
+
+Sections (each can be skipped): the list page against the same page built by raw SQL
+(page sizes, first and deep cursor pages, filters); trends p50/p95 cold (the cached answers
+made unreachable before every call) and warm; and a gunicorn started on a free port against
+the same database, hit by `--clients` concurrent clients with a mixed request set, counting
+5xx answers and dropped connections.
 """
 
 from __future__ import annotations
 
+import base64
 import json
+import os
+import random
+import socket
 import statistics
+import subprocess
+import sys
+import tempfile
+import threading
 import time
+import urllib.error
+import urllib.request
+from collections import Counter
+from collections.abc import Callable
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 
-from django.core.management.base import BaseCommand
+import environ
+import psycopg
+from django.conf import settings
+from django.core.cache import caches
+from django.core.management.base import BaseCommand, CommandError
 from django.db import connection
 from django.test import Client
 
-from tracker.models import Event
-from tracker.selectors import event_trends
+from tracker import taxonomy
+from tracker.cache import events_changed
 
 PAGE_SQL = """
 SELECT e.id, e.title, e.description, e.date, e.end_date, e.date_precision, c.name, e.city_id,
        e.country, e.admin1, e.location_detail, ST_X(e.location), ST_Y(e.location),
        e.geo_precision, e.grievances, e.police_responses, e.arrests, e.injuries, e.deaths,
        e.participants_low, e.participants_high,
-       (SELECT coalesce(array_agg(o.name ORDER BY o.name), '{}')
+       (SELECT coalesce(array_agg(o.name ORDER BY o.name), '{{}}')
           FROM tracker_event_organizers eo JOIN tracker_organization o ON o.id = eo.organization_id
          WHERE eo.event_id = e.id),
        (SELECT coalesce(json_agg(json_build_object('url', s.url, 'title', s.title,
                 'publisher', s.publisher, 'published_on', s.published_on,
                 'language', s.language) ORDER BY s.id), '[]')
           FROM tracker_source s WHERE s.event_id = e.id),
-       (SELECT coalesce(array_agg(x.scheme || ':' || x.value ORDER BY x.scheme, x.value), '{}')
+       (SELECT coalesce(array_agg(x.scheme || ':' || x.value ORDER BY x.scheme, x.value), '{{}}')
           FROM tracker_externalid x WHERE x.event_id = e.id),
        e.created_at, e.updated_at
 FROM tracker_event e LEFT JOIN tracker_city c ON c.id = e.city_id
-WHERE e.status = 'published'
-ORDER BY e.date DESC, e.id DESC
+WHERE e.status = 'published' {where}
+ORDER BY {order}
 LIMIT %s
 """
 KEYS = ["id", "title", "description", "date", "end_date", "date_precision", "city", "city_id",
@@ -43,8 +72,77 @@ KEYS = ["id", "title", "description", "date", "end_date", "date_precision", "cit
         "participants_high", "organizers", "sources", "external_ids", "created_at",
         "updated_at"]  # fmt: skip
 
+DEEP_DATE = "2016-06-15"
+BBOX = (68.5, 40.5, 70.5, 42.0)  # Tashkent and its region
+# (label, API query, SQL condition, its parameters, SQL ordering); a hand-written query
+# for each, as someone who knows the schema would write it.
+LIST_CASES = [
+    ("no filter", "", "", [], "e.date DESC, e.id DESC"),
+    ("country=KZ", "country=KZ", "AND e.country = ANY(%s)", [["KZ"]], "e.date DESC, e.id DESC"),
+    (
+        "grievance=labor,land",
+        "grievance=labor,land",
+        "AND e.grievances && %s::varchar[]",
+        [["labor", "land"]],
+        "e.date DESC, e.id DESC",
+    ),
+    (
+        "year=2019&police_response=force",
+        "year=2019&police_response=force",
+        "AND e.date BETWEEN '2019-01-01' AND '2019-12-31' AND e.police_responses && %s::varchar[]",
+        [["force"]],
+        "e.date DESC, e.id DESC",
+    ),
+    (
+        "in_bbox (Tashkent region)",
+        "in_bbox={},{},{},{}".format(*BBOX),
+        "AND ST_Intersects(e.location, ST_MakeEnvelope(%s, %s, %s, %s, 4326))",
+        list(BBOX),
+        "e.date DESC, e.id DESC",
+    ),
+    (
+        "q=pensions",
+        "q=pensions",
+        "AND (e.title ILIKE %s OR e.description ILIKE %s OR e.location_detail ILIKE %s)",
+        ["%pensions%"] * 3,
+        "e.date DESC, e.id DESC",
+    ),
+    (
+        "ordering=-arrests",
+        "ordering=-arrests",
+        "",
+        [],
+        "coalesce(e.arrests, -1) DESC, e.id DESC",
+    ),
+]
+DEEP_CASES = {"no filter", "country=KZ", "grievance=labor,land", "q=pensions"}
 
-def _timed(function, repeat: int) -> list[float]:
+TREND_CASES = [
+    "",
+    "year=2020",
+    "country=KZ",
+    "grievance=labor",
+    "police_response=force,lethal",
+    "in_bbox={},{},{},{}".format(*BBOX),
+    "q=pensions",
+    "city=Almaty",
+    "date_after=2019-03-01&date_before=2019-09-30",
+    "arrests_min=1",
+    "by=grievance",
+    "by=police_response",
+    "by=city",
+    "by=country&interval=month",
+    "interval=month&by=city&year=2020",
+    "country=KZ&police_response=detained,force&by=grievance",
+]
+
+
+def _cursor(position: str) -> str:
+    """A `cursor` value as DRF's CursorPagination writes it: past `position`, no offset."""
+    return base64.b64encode(f"p={position}".encode()).decode()
+
+
+def _timed(function: Callable, repeat: int) -> list[float]:
     function()  # warm-up: connections, caches of the database and of Python
     times = []
     for _ in range(repeat):
@@ -59,69 +157,542 @@ def _ms(times: list[float], q: float = 0.5) -> float:
     return 1000 * ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
 class Command(BaseCommand):
-    help = "Time a list page against raw SQL, and the trends endpoint (p50/p95)."
+    help = (
+        "Fill a benchmark database (--events N), then time list pages against raw SQL, "
+        "trends cold and warm, and a gunicorn under concurrent clients."
+    )
 
     def add_arguments(self, parser):
-        parser.add_argument("--repeat", type=int, default=30)
-        parser.add_argument("--page-size", type=int, default=100)
+        parser.add_argument(
+            "--database-url",
+            help="benchmark database (postgis://...); default: the configured one",
+        )
+        parser.add_argument(
+            "--events",
+            type=int,
+            default=0,
+            help="fill the --database-url database up to this many published events first",
+        )
+        parser.add_argument("--repeat", type=int, default=15, help="timed calls per case")
+        parser.add_argument("--page-sizes", default="100,1000")
+        parser.add_argument("--clients", type=int, default=32, help="concurrent HTTP clients")
+        parser.add_argument("--seconds", type=int, default=30, help="length of the load run")
+        parser.add_argument("--workers", type=int, default=3, help="gunicorn workers")
+        parser.add_argument("--cache-prefix", default="tracker-bench")
+        parser.add_argument("--skip-list", action="store_true")
+        parser.add_argument("--skip-trends", action="store_true")
+        parser.add_argument("--skip-load", action="store_true")
 
-    def handle(self, *args, repeat: int, page_size: int, **options):
-        # Requests count against the anonymous throttle (API_THROTTLE_ANON): keep
-        # 4 x repeat under it, or raise it for the run.
-        client = Client(HTTP_HOST="127.0.0.1")
-        published = Event.objects.published().count()
-        self.stdout.write(f"published events: {published}, page size {page_size}, x{repeat}")
+    def handle(self, *args, **options):
+        self.database_url = options["database_url"]
+        if self.database_url:
+            self._use_database(self.database_url)
+        elif options["events"]:
+            raise CommandError("--events fills a database: name it with --database-url.")
+        if options["events"]:
+            fill_events(self._conninfo(), target=options["events"], say=self.stdout.write)
+        # Keep this run's cached answers and throttle counters apart from the app's own,
+        # and out of the way: the requests below are all "anonymous" and would be throttled.
+        self.cache_prefix = options["cache_prefix"]
+        caches["default"].key_prefix = self.cache_prefix
+        from rest_framework.throttling import SimpleRateThrottle
 
-        def api_page():
-            response = client.get(f"/api/v1/events/?page_size={page_size}")
-            assert response.status_code == 200, response.status_code
+        SimpleRateThrottle.THROTTLE_RATES = {
+            **SimpleRateThrottle.THROTTLE_RATES,
+            "anon": "1000000/minute",
+            "user": "1000000/minute",
+        }
+        settings.DEBUG = False  # no query log in memory while timing
+        self.client = Client(HTTP_HOST="127.0.0.1")
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT count(*) FROM tracker_event WHERE status = 'published'")
+            published = cursor.fetchone()[0]
+        self.stdout.write(
+            f"database {connection.settings_dict['NAME']}: {published} published events; "
+            f"x{options['repeat']} per case"
+        )
+        if not options["skip_list"]:
+            sizes = [int(size) for size in options["page_sizes"].split(",")]
+            self._list_pages(sizes, options["repeat"])
+        if not options["skip_trends"]:
+            self._trends(options["repeat"])
+        if not options["skip_load"]:
+            self._load(options["clients"], options["seconds"], options["workers"])
+
+    # -- database -----------------------------------------------------------------------
+
+    def _use_database(self, url: str) -> None:
+        config = environ.Env.db_url_config(url)
+        connection.close()
+        for key in ("NAME", "USER", "PASSWORD", "HOST", "PORT"):
+            connection.settings_dict[key] = config.get(key, "")
+
+    def _conninfo(self) -> str:
+        db = connection.settings_dict
+        return psycopg.conninfo.make_conninfo(
+            host=db["HOST"] or "127.0.0.1",
+            port=db["PORT"] or 5432,
+            user=db["USER"] or None,
+            password=db["PASSWORD"] or None,
+            dbname=db["NAME"],
+        )
+
+    # -- list pages ---------------------------------------------------------------------
+
+    def _list_pages(self, sizes: list[int], repeat: int) -> None:
+        self.stdout.write("\nlist page: API (in-process, JSON) vs the same page by raw SQL")
+        self.stdout.write(f"{'case':52} {'API p50':>9} {'SQL p50':>9} {'ratio':>6}  budget <= 2")
+        ratios = []
+        for label, query, where, params, order in LIST_CASES:
+            for size in sizes:
+                pages = [("first", query, where, params)]
+                if label in DEEP_CASES:
+                    deep_query = f"{query}&cursor={_cursor(DEEP_DATE)}".lstrip("&")
+                    pages.append(
+                        ("deep", deep_query, where + " AND e.date < %s", [*params, DEEP_DATE])
+                    )
+                for page, api_query, sql_where, sql_params in pages:
+                    api = _timed(self._api_page(api_query, size), repeat)
+                    raw = _timed(self._sql_page(sql_where, sql_params, order, size), repeat)
+                    ratio = statistics.median(api) / statistics.median(raw)
+                    ratios.append(ratio)
+                    name = f"{label} size={size} {page}"
+                    flag = "" if ratio <= 2 else "  OVER"
+                    self.stdout.write(
+                        f"{name:52} {_ms(api):7.1f}ms {_ms(raw):7.1f}ms {ratio:6.2f}{flag}"
+                    )
+        self.stdout.write(f"list page ratio: worst {max(ratios):.2f}, median "
+                          f"{statistics.median(ratios):.2f}")  # fmt: skip
+
+    def _api_page(self, query: str, size: int) -> Callable:
+        url = f"/api/v1/events/?page_size={size}" + (f"&{query}" if query else "")
+
+        def call():
+            response = self.client.get(url)
+            if response.status_code != 200:
+                raise CommandError(f"{url}: {response.status_code} {response.content[:300]!r}")
             return response.content
 
-        def sql_page():
+        return call
+
+    def _sql_page(self, where: str, params: list, order: str, size: int) -> Callable:
+        sql = PAGE_SQL.format(where=where, order=order)
+
+        def call():
             with connection.cursor() as cursor:
-                cursor.execute(PAGE_SQL, [page_size])
+                cursor.execute(sql, [*params, size])
                 rows = [dict(zip(KEYS, row, strict=True)) for row in cursor.fetchall()]
             return json.dumps({"next": None, "previous": None, "results": rows}, default=str)
 
-        api_times = _timed(api_page, repeat)
-        sql_times = _timed(sql_page, repeat)
-        ratio = statistics.median(api_times) / statistics.median(sql_times)
+        return call
+
+    # -- trends -------------------------------------------------------------------------
+
+    def _trends(self, repeat: int) -> None:
         self.stdout.write(
-            f"list page  API p50 {_ms(api_times):.1f} ms  raw SQL p50 {_ms(sql_times):.1f} ms  "
-            f"ratio {ratio:.2f} (budget <= 2)"
+            "\ntrends endpoint (in-process): cold = cached answers made unreachable before "
+            "each call; warm = from Redis"
         )
+        self.stdout.write(
+            f"{'query':56} {'cold p50':>9} {'p95':>8} {'warm p50':>9} {'p95':>7}  budget p50 <= 50"
+        )
+        cold_p50 = []
+        for query in TREND_CASES:
+            url = "/api/v1/stats/trends/" + (f"?{query}" if query else "")
 
-        queries = [
-            "by=grievance",
-            "interval=month&by=city&year=2020",
-            "country=KZ&police_response=detained,force",
-        ]
-        for query in queries:
-            params = dict(pair.split("=") for pair in query.split("&"))
-            interval = params.pop("interval", "year")
-            by = params.pop("by", None)
-
-            def uncached(params=params, interval=interval, by=by):
-                from django.http import QueryDict
-
-                from api.filters import EventFilterSet
-
-                filterset = EventFilterSet(
-                    data=QueryDict("&".join(f"{k}={v}" for k, v in params.items())),
-                    queryset=Event.objects.published(),
-                )
-                assert filterset.is_valid()
-                return event_trends(queryset=filterset.qs, interval=interval, by=by)
-
-            def cached(query=query):
-                response = client.get(f"/api/v1/stats/trends/?{query}")
-                assert response.status_code == 200
+            def call(url=url):
+                response = self.client.get(url)
+                if response.status_code != 200:
+                    raise CommandError(f"{url}: {response.status_code} {response.content[:300]!r}")
                 return response.content
 
-            raw = _timed(uncached, repeat)
-            hot = _timed(cached, repeat)
+            def cold(call=call):
+                events_changed()
+                return call()
+
+            cold_times = _timed(cold, repeat)
+            warm_times = _timed(call, repeat)
+            cold_p50.append(_ms(cold_times))
+            flag = "" if _ms(cold_times) <= 50 else "  OVER"
             self.stdout.write(
-                f"trends {query:45} SQL p50 {_ms(raw):.1f} ms p95 {_ms(raw, 0.95):.1f} ms | "
-                f"endpoint (cached) p50 {_ms(hot):.1f} ms p95 {_ms(hot, 0.95):.1f} ms"
+                f"{query or '(none)':56} {_ms(cold_times):7.1f}ms {_ms(cold_times, 0.95):6.1f}ms "
+                f"{_ms(warm_times):7.1f}ms {_ms(warm_times, 0.95):5.1f}ms{flag}"
             )
+        self.stdout.write(f"trends cold p50: worst {max(cold_p50):.1f} ms")
+
+    # -- concurrent clients against gunicorn -------------------------------------------
+
+    def _load_urls(self) -> list[str]:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT max(id) FROM tracker_event")
+            max_id = cursor.fetchone()[0] or 1
+        rng = random.Random(7)  # noqa: S311 - reproducible load, not secrets
+        urls = []
+        for _ in range(400):
+            kind = rng.random()
+            year = rng.randrange(2015, 2022)
+            country = rng.choice(("KZ", "KG", "UZ", "TJ", "TM"))
+            grievance = rng.choice(taxonomy.GRIEVANCE_SLUGS)
+            if kind < 0.25:
+                query = rng.choice(
+                    ("", f"country={country}", f"grievance={grievance}", f"year={year}",
+                     f"year={year}&country={country}", "q=pensions", "ordering=-arrests",
+                     f"cursor={_cursor(f'{year}-0{rng.randrange(1, 10)}-15')}",
+                     "in_bbox={},{},{},{}".format(*BBOX))
+                )  # fmt: skip
+                size = rng.choice((100, 100, 1000))
+                urls.append(f"/api/v1/events/?page_size={size}&{query}")
+            elif kind < 0.35:
+                urls.append(f"/api/v1/events/?format=geojson&page_size=1000&year={year}")
+            elif kind < 0.55:
+                query = rng.choice(
+                    ("", f"year={year}", f"country={country}", f"grievance={grievance}",
+                     "by=grievance", "by=city", f"by=country&year={year}",
+                     f"interval=month&year={year}&country={country}",
+                     f"grievance={grievance}&by=police_response")
+                )  # fmt: skip
+                urls.append(f"/api/v1/stats/trends/?{query}")
+            elif kind < 0.70:
+                urls.append(f"/api/v1/events/{rng.randrange(1, max_id + 1)}/")
+            elif kind < 0.78:
+                urls.append(f"/api/v1/events/?format=csv&city=Naryn&year={year}")
+            elif kind < 0.86:
+                urls.append(rng.choice(("/api/v1/taxonomy/", "/api/v1/cities/?q=al")))
+            elif kind < 0.93:
+                # Bad input: must be a 4xx, never a 5xx.
+                urls.append(
+                    rng.choice(
+                        (
+                            "/api/v1/events/?page_size=0",
+                            "/api/v1/events/?cursor=bad",
+                            "/api/v1/stats/trends/?by=nothing",
+                            "/api/v1/events/?in_bbox=1,2",
+                            "/api/v1/events/?year=abc",
+                            f"/api/v1/events/{max_id + 10}/",
+                        )
+                    )
+                )
+            else:
+                urls.append("/healthz")
+        return urls
+
+    def _load(self, clients: int, seconds: int, workers: int) -> None:
+        port = _free_port()
+        base = f"http://127.0.0.1:{port}"
+        env = {
+            **os.environ,
+            "CACHE_KEY_PREFIX": self.cache_prefix,
+            "API_THROTTLE_ANON": "1000000/minute",
+            "API_THROTTLE_USER": "1000000/minute",
+            "DJANGO_DEBUG": "0",
+        }
+        if self.database_url:
+            env["DATABASE_URL"] = self.database_url
+        gunicorn = Path(sys.executable).with_name("gunicorn")
+        command = [str(gunicorn), "tracker.wsgi:application", "-b", f"127.0.0.1:{port}",
+                   "--workers", str(workers), "--timeout", "30"]  # fmt: skip
+        urls = self._load_urls()
+        events_changed()  # the run starts with nothing cached
+        self.stdout.write(
+            f"\n{clients} concurrent clients for {seconds} s against gunicorn "
+            f"({workers} workers, port {port}), {len(urls)} mixed URLs"
+        )
+        with tempfile.TemporaryFile() as log:
+            process = subprocess.Popen(  # noqa: S603 - our own gunicorn, fixed arguments
+                command, cwd=settings.BASE_DIR, env=env, stdout=log, stderr=subprocess.STDOUT
+            )
+            try:
+                self._wait_for(base, process, log)
+                results = self._hammer(base, urls, clients, seconds)
+            finally:
+                process.terminate()
+                process.wait(timeout=30)
+            log.seek(0)
+            server_log = log.read().decode(errors="replace")
+        self._report_load(results, seconds, server_log)
+
+    def _wait_for(self, base: str, process: subprocess.Popen, log) -> None:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"{base}/api/v1/taxonomy/", timeout=5) as answer:  # noqa: S310
+                    if answer.status == 200:
+                        return
+            except OSError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    log.seek(0)
+                    raise CommandError(f"gunicorn did not start:\n{log.read().decode()}") from None
+                time.sleep(0.3)
+
+    def _hammer(self, base: str, urls: list[str], clients: int, seconds: int) -> list[tuple]:
+        results: list[tuple] = []
+        lock = threading.Lock()
+        stop_at = time.monotonic() + seconds
+
+        def client(number: int) -> None:
+            rng = random.Random(number)  # noqa: S311
+            mine = []
+            while time.monotonic() < stop_at:
+                path = rng.choice(urls)
+                started = time.perf_counter()
+                try:
+                    with urllib.request.urlopen(base + path, timeout=60) as answer:  # noqa: S310
+                        answer.read()
+                        status = answer.status
+                except urllib.error.HTTPError as exc:
+                    exc.read()
+                    status = exc.code
+                except OSError as exc:  # a dropped connection counts as a failure
+                    status = f"error: {type(exc).__name__}"
+                mine.append((path, status, time.perf_counter() - started))
+            with lock:
+                results.extend(mine)
+
+        threads = [threading.Thread(target=client, args=(n,)) for n in range(clients)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        return results
+
+    def _report_load(self, results: list[tuple], seconds: int, server_log: str) -> None:
+        statuses = Counter(status for _, status, _ in results)
+        failures = [r for r in results if not isinstance(r[1], int) or r[1] >= 500]
+        times = [elapsed for _, _, elapsed in results]
+        self.stdout.write(
+            f"requests {len(results)} ({len(results) / seconds:.1f}/s); statuses "
+            + ", ".join(f"{status}: {count}" for status, count in sorted(statuses.items(), key=str))
+        )
+        self.stdout.write(
+            f"latency p50 {_ms(times):.0f} ms, p95 {_ms(times, 0.95):.0f} ms, "
+            f"p99 {_ms(times, 0.99):.0f} ms, max {1000 * max(times):.0f} ms"
+        )
+        by_kind: dict[str, list[float]] = {}
+        for path, _, elapsed in results:
+            kind = path.split("?")[0]
+            kind = "/api/v1/events/<id>/" if kind.rstrip("/").split("/")[-1].isdigit() else kind
+            if "format=csv" in path:
+                kind += " (csv)"
+            elif "format=geojson" in path:
+                kind += " (geojson)"
+            by_kind.setdefault(kind, []).append(elapsed)
+        for kind, kind_times in sorted(by_kind.items()):
+            self.stdout.write(
+                f"  {kind:40} n={len(kind_times):5} p50 {_ms(kind_times):6.0f} ms "
+                f"p95 {_ms(kind_times, 0.95):6.0f} ms"
+            )
+        self.stdout.write(f"5xx or dropped: {len(failures)} (budget 0)")
+        for path, status, _ in failures[:10]:
+            self.stdout.write(f"  {status} {path}")
+        if failures:
+            tail = "\n".join(server_log.splitlines()[-40:])
+            self.stdout.write(f"gunicorn log (end):\n{tail}")
+
+
+# -- filling the benchmark database ----------------------------------------------------
+
+COUNTRIES = ("KZ", "KG", "UZ", "TJ", "TM")
+# More events in the years with large waves of protest; the exact shape matters less than
+# the years not being equal, which is what real data looks like to the planner.
+YEAR_WEIGHTS = {2015: 6, 2016: 10, 2017: 8, 2018: 9, 2019: 14, 2020: 13, 2021: 16}
+KINDS = ("Rally", "Protest", "Picket", "Strike", "March", "Sit-in", "Gathering", "Hunger strike")
+TOPIC_WORDS = {
+    "political": ("elections", "reform", "parliament", "opposition", "referendum"),
+    "human_rights": ("prisoners", "repression", "activists", "torture", "detention"),
+    "welfare": ("pensions", "allowances", "prices", "utilities", "benefits"),
+    "labor": ("wages", "workers", "miners", "layoffs", "salaries"),
+    "land": ("land", "lease", "farmers", "pastures", "reform"),
+    "property": ("mortgages", "evictions", "housing", "loans", "demolition"),
+    "justice": ("courts", "corruption", "police", "verdict", "prosecutors"),
+    "china": ("China", "Xinjiang", "factory", "investment", "camps"),
+    "covid": ("quarantine", "lockdown", "masks", "vaccination", "markets"),
+    "environment": ("pollution", "water", "smog", "mining", "trees"),
+    "other": ("residents", "neighbours", "road", "school", "market"),
+}
+FILLER = (  # noqa: SIM905 - prose reads better than a list of words
+    "residents gathered near the akimat demanding answers from local officials about the "
+    "decision; several speakers addressed the crowd while police watched from the square; "
+    "organisers said they would return next week if nothing changed; a petition was handed "
+    "to the deputy head of the district administration and the crowd dispersed by evening"
+).split()
+PUBLISHERS = ("RFE/RL", "Vlast.kz", "Kloop", "Eurasianet", "Fergana", "Asia-Plus", "24.kg")
+GRIEVANCES = taxonomy.GRIEVANCE_SLUGS
+RESPONSES = tuple(slug for slug in taxonomy.POLICE_RESPONSE_SLUGS if slug != "none")
+
+COPY_COLUMNS = (
+    "title, description, date, end_date, date_precision, country, admin1, city_id, "
+    "location_detail, location, geo_precision, grievances, police_responses, arrests, "
+    "injuries, deaths, participants_low, participants_high, status, is_generated, auto_coded, "
+    "review_note, created_at, updated_at"
+)
+
+
+def _cities(conn) -> list[tuple]:
+    rows = conn.execute(
+        "SELECT id, name, country, admin1, ST_X(location), ST_Y(location), population "
+        "FROM tracker_city WHERE country = ANY(%s) ORDER BY id",
+        [list(COUNTRIES)],
+    ).fetchall()
+    if not rows:
+        raise RuntimeError("No gazetteer cities: run `manage.py loadgazetteer` first.")
+    return rows
+
+
+def _array(values) -> str:
+    return "{" + ",".join(values) + "}"
+
+
+def _count(rng: random.Random) -> str:
+    """Arrests, injuries, deaths: not reported (NULL), reported none (0) or a number."""
+    roll = rng.random()
+    if roll < 0.5:
+        return r"\N"
+    if roll < 0.75:
+        return "0"
+    return str(int(rng.paretovariate(1.3)))
+
+
+def _lines(count: int, seed: int, cities: list[tuple]) -> list[str]:
+    rng = random.Random(seed)  # noqa: S311 - reproducible data
+    weights = [max(city[6], 5000) ** 0.7 for city in cities]
+    years = list(YEAR_WEIGHTS)
+    year_weights = list(YEAR_WEIGHTS.values())
+    chosen_cities = rng.choices(cities, weights=weights, k=count)
+    chosen_years = rng.choices(years, weights=year_weights, k=count)
+    lines = []
+    for city, year in zip(chosen_cities, chosen_years, strict=True):
+        city_id, name, country, admin1, lon, lat, _ = city
+        day = date(year, 1, 1) + timedelta(days=rng.randrange(365))
+        grievances = sorted(
+            rng.sample(GRIEVANCES, rng.choice((1, 1, 1, 2, 2, 3))), key=GRIEVANCES.index
+        )
+        roll = rng.random()
+        if roll < 0.35:
+            responses: list[str] = []
+        elif roll < 0.55:
+            responses = ["none"]
+        else:
+            responses = sorted(
+                rng.sample(RESPONSES, rng.choice((1, 1, 2))),
+                key=taxonomy.POLICE_RESPONSE_SLUGS.index,
+            )
+        topic = rng.choice(TOPIC_WORDS[grievances[0]])
+        title = f"{rng.choice(KINDS)} in {name} over {topic}"
+        words = rng.sample(FILLER, 18)
+        words.insert(rng.randrange(len(words)), rng.choice(TOPIC_WORDS[grievances[-1]]))
+        description = " ".join(words).capitalize() + "."
+        exact = rng.random() < 0.3
+        jitter = 0.02 if exact else 0.0
+        point = f"SRID=4326;POINT({lon + rng.uniform(-jitter, jitter):.6f} "
+        point += f"{lat + rng.uniform(-jitter, jitter):.6f})"
+        low = rng.choice((r"\N", str(rng.randrange(5, 200))))
+        high = r"\N" if low == r"\N" else str(int(low) + rng.randrange(0, 300))
+        end = r"\N" if rng.random() < 0.9 else str(day + timedelta(days=rng.randrange(1, 4)))
+        created = datetime(year, 1, 1, tzinfo=UTC) + timedelta(
+            days=day.timetuple().tm_yday + rng.randrange(1, 30), seconds=rng.randrange(86400)
+        )
+        created = min(created, datetime(2022, 1, 31, tzinfo=UTC))
+        fields = (
+            title,
+            description,
+            day.isoformat(),
+            end,
+            "day",
+            country,
+            admin1 or "",
+            str(city_id),
+            "Central square" if exact else "",
+            point,
+            "1" if exact else "2",
+            _array(grievances),
+            _array(responses),
+            _count(rng),
+            _count(rng),
+            r"\N" if rng.random() < 0.97 else "0",
+            low,
+            high,
+            "published",
+            "t",
+            "{}",
+            "",
+            created.isoformat(),
+            created.isoformat(),
+        )
+        lines.append("\t".join(fields) + "\n")
+    return lines
+
+
+def fill_events(conninfo: str, *, target: int, say: Callable[[str], None], seed: int = 2015) -> int:
+    """Add published events until the database holds `target`, each with one source
+    (a tenth with an organizer, a fifth with an ACLED id). Returns how many were added."""
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        have = conn.execute("SELECT count(*) FROM tracker_event").fetchone()[0]
+        missing = target - have
+        if missing <= 0:
+            say(f"fill: {have} events already there, nothing to add")
+            return 0
+        cities = _cities(conn)
+        first_new = conn.execute("SELECT coalesce(max(id), 0) + 1 FROM tracker_event").fetchone()[0]
+        say(f"fill: adding {missing} events to the {have} there")
+        batch = 100_000
+        done = 0
+        with conn.transaction(), conn.cursor() as cursor:
+            with cursor.copy(f"COPY tracker_event ({COPY_COLUMNS}) FROM STDIN") as copy:
+                while done < missing:
+                    size = min(batch, missing - done)
+                    copy.write("".join(_lines(size, seed + have + done, cities)))
+                    done += size
+                    say(f"fill: {done}/{missing} events copied")
+            cursor.execute(
+                """
+                INSERT INTO tracker_source (event_id, url, publisher, title, published_on,
+                                            language)
+                SELECT e.id, 'https://news.example.org/' || e.id,
+                       (%s::text[])[1 + e.id %% %s], e.title, e.date + 1,
+                       CASE WHEN e.id %% 3 = 0 THEN 'en' ELSE 'ru' END
+                  FROM tracker_event e WHERE e.id >= %s
+                """,
+                [list(PUBLISHERS), len(PUBLISHERS), first_new],
+            )
+            cursor.execute(
+                """
+                INSERT INTO tracker_organization (name, name_ru, description)
+                SELECT 'Bench movement ' || n, '', '' FROM generate_series(1, 40) n
+                ON CONFLICT DO NOTHING
+                """
+            )
+            cursor.execute(
+                """
+                INSERT INTO tracker_event_organizers (event_id, organization_id)
+                SELECT e.id, o.id
+                  FROM tracker_event e
+                  JOIN tracker_organization o ON o.name = 'Bench movement ' || (1 + e.id %% 40)
+                 WHERE e.id >= %s AND e.id %% 10 = 0
+                """,
+                [first_new],
+            )
+            cursor.execute(
+                """
+                INSERT INTO tracker_externalid (event_id, scheme, value, version, fingerprint)
+                SELECT e.id, 'acled', 'BENCH' || e.id, '', ''
+                  FROM tracker_event e WHERE e.id >= %s AND e.id %% 5 = 0
+                """,
+                [first_new],
+            )
+        say("fill: sources, organizers and external ids added; VACUUM ANALYZE")
+        for table in (
+            "tracker_event",
+            "tracker_source",
+            "tracker_event_organizers",
+            "tracker_externalid",
+            "tracker_organization",
+        ):
+            conn.execute(f"VACUUM ANALYZE {table}")
+        return missing
