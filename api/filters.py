@@ -14,7 +14,7 @@ import django_filters
 from django import forms
 from django.contrib.gis.geos import Point, Polygon
 from django.contrib.gis.measure import D
-from django.db.models import Q, QuerySet
+from django.db.models import Q, QuerySet, lookups
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 
@@ -25,6 +25,23 @@ from tracker.selectors import city_lookup
 MAX_RADIUS_KM = 2000
 MAX_COUNT = 2_147_483_647  # the arrests column is a PostgreSQL integer
 COUNTRY_RE = re.compile(r"^[A-Za-z]{2}$")
+
+
+class ILikeContains(lookups.IContains):
+    """`col ILIKE '%word%'`. Django writes icontains as `UPPER(col::text) LIKE UPPER(...)`,
+    which PostgreSQL estimates at a hundredth of the matching rows and runs slower per row:
+    at a million events a `q=` page took 150-500 ms instead of 15-40 ms."""
+
+    lookup_name = "ilike_contains"
+
+    def get_rhs_op(self, connection, rhs):
+        return f"ILIKE {rhs}"
+
+
+TEXT_FIELDS = ("title", "description", "location_detail")
+for _name in TEXT_FIELDS:
+    # On these fields only, not on every CharField of the project.
+    Event._meta.get_field(_name).register_lookup(ILikeContains)
 
 
 def _parse_floats(value: str, count: int, what: str, example: str) -> list[float]:
@@ -309,8 +326,8 @@ class EventFilterSet(django_filters.FilterSet):
     def filter_text(self, queryset: QuerySet[Event], name: str, value: str) -> QuerySet[Event]:
         for word in value.split():
             queryset = queryset.filter(
-                Q(title__icontains=word)
-                | Q(description__icontains=word)
-                | Q(location_detail__icontains=word)
+                Q(title__ilike_contains=word)
+                | Q(description__ilike_contains=word)
+                | Q(location_detail__ilike_contains=word)
             )
         return queryset
