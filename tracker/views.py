@@ -392,6 +392,13 @@ def review_edit(request, pk: int):
     return render(
         request,
         "tracker/submit.html",
-        {"form": form, "sources": sources, "event": event, "tile_url": settings.MAP_TILE_URL},
+        {
+            "form": form,
+            "sources": sources,
+            "event": event,
+            "tile_url": settings.MAP_TILE_URL,
+            # Where the event is now (also when only its city places it), for the map.
+            "point": [event.location.x, event.location.y] if event.location else None,
+        },
         status=400 if request.method == "POST" else 200,
     )

@@ -37,6 +37,11 @@
     });
   });
   fromInputs();
+  var current = document.getElementById("event-point");
+  if (!marker && current) {
+    var point = JSON.parse(current.textContent);
+    place([point[1], point[0]], 7);
+  }
 
   var timer = null;
   cityInput.addEventListener("input", function () {
