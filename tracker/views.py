@@ -52,7 +52,7 @@ def _filters(form: EventFilterForm) -> page_selectors.EventFilters:
 @require_safe
 def map_page(request):
     form = _filter_form(request)
-    form.is_valid()
+    invalid = form.is_bound and not form.is_valid()
     first_year, last_year = page_selectors.event_year_range()
     return render(
         request,
@@ -70,9 +70,8 @@ def map_page(request):
                 "firstYear": first_year,
                 "lastYear": last_year,
             },
-            "grievance_terms": _terms(taxonomy.GRIEVANCES),
-            "police_terms": _terms(taxonomy.POLICE_RESPONSES),
         },
+        status=400 if invalid else 200,
     )
 
 

@@ -128,6 +128,14 @@ def test_map_page_keeps_filters_and_loads_only_own_scripts(client):
     assert "script-src 'self'" in csp
 
 
+def test_map_page_with_a_bad_filter_says_what_is_wrong(client):
+    response = client.get(reverse("map"), {"date_after": "2020-13-45", "city": "999999999"})
+    assert response.status_code == 400
+    errors = response.context["form"].errors
+    assert "date_after" in errors and "city" in errors
+    assert "Enter a valid date." in response.content.decode()
+
+
 # --- event page ---
 
 
