@@ -389,3 +389,14 @@ def test_healthz_still_answers(client):
     response = client.get("/healthz")
     assert response.status_code in (200, 503)
     assert "database" in response.json()["checks"]
+
+
+def test_error_pages_are_ours(client, rf):
+    from django.views import defaults
+
+    page = defaults.server_error(rf.get("/dashboard/"))
+    assert page.status_code == 500
+    assert "Something went wrong on our side" in page.content.decode()
+    missing = client.get("/no-such-page/")
+    assert missing.status_code == 404
+    assert "There is nothing at this address." in missing.content.decode()
