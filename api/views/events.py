@@ -243,9 +243,12 @@ class EventViewSet(
             # Not paged, but a bad page_size is still an error rather than ignored silently.
             self.paginator.get_page_size(request)
             return events_csv_response(event_with_related(queryset.defer(None)))
-        page = self.paginate_queryset(queryset)
+        # The cursor needs the id and the ordering column only: plain tuples as dicts, no
+        # model instances, no timestamps parsed for nothing (DRF reads dicts by key).
+        ordering_column = queryset.query.order_by[0].lstrip("-")
+        page = self.paginate_queryset(queryset.values("id", ordering_column))
         links = self.paginator.get_page_links()
-        rows = event_rows(ids=[event.pk for event in page])
+        rows = event_rows(ids=[event["id"] for event in page])
         if output == "geojson":
             features = [event_row_feature(row) for row in rows]
             return Response({"type": "FeatureCollection", "features": features, **links})

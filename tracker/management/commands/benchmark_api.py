@@ -152,6 +152,19 @@ def _timed(function: Callable, repeat: int) -> list[float]:
     return times
 
 
+def _timed_pair(first: Callable, second: Callable, repeat: int) -> tuple[list, list]:
+    """Both functions timed in turns, so that whatever else loads the machine weighs on
+    both sides of a ratio alike."""
+    first(), second()
+    times: tuple[list, list] = ([], [])
+    for _ in range(repeat):
+        for function, bucket in ((first, times[0]), (second, times[1])):
+            started = time.perf_counter()
+            function()
+            bucket.append(time.perf_counter() - started)
+    return times
+
+
 def _ms(times: list[float], q: float = 0.5) -> float:
     ordered = sorted(times)
     return 1000 * ordered[min(len(ordered) - 1, int(q * len(ordered)))]
@@ -259,8 +272,11 @@ class Command(BaseCommand):
                         ("deep", deep_query, where + " AND e.date < %s", [*params, DEEP_DATE])
                     )
                 for page, api_query, sql_where, sql_params in pages:
-                    api = _timed(self._api_page(api_query, size), repeat)
-                    raw = _timed(self._sql_page(sql_where, sql_params, order, size), repeat)
+                    api, raw = _timed_pair(
+                        self._api_page(api_query, size),
+                        self._sql_page(sql_where, sql_params, order, size),
+                        repeat,
+                    )
                     ratio = statistics.median(api) / statistics.median(raw)
                     ratios.append(ratio)
                     name = f"{label} size={size} {page}"
