@@ -61,10 +61,13 @@ SELECT e.id, e.title, e.description, e.date, e.end_date, e.date_precision, c.nam
        (SELECT coalesce(array_agg(x.scheme || ':' || x.value ORDER BY x.scheme, x.value), '{{}}')
           FROM tracker_externalid x WHERE x.event_id = e.id),
        e.created_at, e.updated_at
-FROM tracker_event e LEFT JOIN tracker_city c ON c.id = e.city_id
-WHERE e.status = 'published' {where}
+FROM (SELECT e.id FROM tracker_event e
+       WHERE e.status = 'published' {where}
+       ORDER BY {order}
+       LIMIT %s) page
+JOIN tracker_event e ON e.id = page.id
+LEFT JOIN tracker_city c ON c.id = e.city_id
 ORDER BY {order}
-LIMIT %s
 """
 KEYS = ["id", "title", "description", "date", "end_date", "date_precision", "city", "city_id",
         "country", "admin1", "location_detail", "longitude", "latitude", "geo_precision",
@@ -75,7 +78,8 @@ KEYS = ["id", "title", "description", "date", "end_date", "date_precision", "cit
 DEEP_DATE = "2016-06-15"
 BBOX = (68.5, 40.5, 70.5, 42.0)  # Tashkent and its region
 # (label, API query, SQL condition, its parameters, SQL ordering); a hand-written query
-# for each, as someone who knows the schema would write it.
+# for each, as someone who knows the schema would write it: the page chosen first, its
+# rows' fields and related rows then built for those rows only.
 LIST_CASES = [
     ("no filter", "", "", [], "e.date DESC, e.id DESC"),
     ("country=KZ", "country=KZ", "AND e.country = ANY(%s)", [["KZ"]], "e.date DESC, e.id DESC"),
@@ -137,6 +141,56 @@ TREND_CASES = [
 ]
 
 
+MEASURES = """count(*)::int AS events, coalesce(sum(e.arrests), 0)::bigint AS arrests,
+       (count(*) FILTER (WHERE e.arrests > 0))::int AS events_with_arrests,
+       (count(*) FILTER (WHERE e.police_responses && '{force,lethal}'::varchar[]))::int
+           AS events_with_force"""
+# (table, its key column, what the events are joined to for that key)
+ROLLUPS = [
+    ("bench_rollup_city", "e.city_id", ""),
+    ("bench_rollup_grievance", "g.slug", "CROSS JOIN LATERAL unnest(e.grievances) g(slug)"),
+    ("bench_rollup_response", "g.slug", "CROSS JOIN LATERAL unnest(e.police_responses) g(slug)"),
+]
+CITY = "LEFT JOIN tracker_city c ON c.id = r.key"
+# (trends query it stands for, rollup table, interval, group column, join, condition, params)
+ROLLUP_QUERIES = [
+    ("(none)", "bench_rollup_city", "year", None, "", "TRUE", []),
+    ("year=2020&interval=month", "bench_rollup_city", "month", None, "",
+     "r.month BETWEEN '2020-01-01' AND '2020-12-01'", []),
+    ("country=KZ", "bench_rollup_city", "year", None, "", "r.country = %s", ["KZ"]),
+    ("city=Almaty", "bench_rollup_city", "year", None, CITY, "c.name = %s", ["Almaty"]),
+    ("grievance=labor", "bench_rollup_grievance", "year", None, "", "r.key = %s", ["labor"]),
+    ("police_response=force", "bench_rollup_response", "year", None, "", "r.key = %s",
+     ["force"]),
+    ("by=country&interval=month", "bench_rollup_city", "month", "r.country", "", "TRUE", []),
+    ("by=city", "bench_rollup_city", "year", "c.name", CITY, "TRUE", []),
+    ("interval=month&by=city&year=2020", "bench_rollup_city", "month", "c.name", CITY,
+     "r.month BETWEEN '2020-01-01' AND '2020-12-01'", []),
+    ("by=grievance", "bench_rollup_grievance", "year", "r.key", "", "TRUE", []),
+    ("by=police_response&country=KZ", "bench_rollup_response", "year", "r.key", "",
+     "r.country = %s", ["KZ"]),
+]  # fmt: skip
+
+
+def _rollup_build_sql(name: str, key: str, join: str) -> str:
+    return (
+        f"CREATE TABLE {name} AS SELECT date_trunc('month', e.date)::date AS month, "  # noqa: S608
+        f"e.country, {key} AS key, {MEASURES} FROM tracker_event e {join} "
+        "WHERE e.status = 'published' GROUP BY 1, 2, 3"
+    )
+
+
+def _rollup_query_sql(table: str, interval: str, group: str | None, join: str, where: str):
+    """The trends query over a rollup table; identifiers come from the fixed list above."""
+    period_format = "YYYY" if interval == "year" else "YYYY-MM"
+    grouped = f", {group}" if group else ""
+    return (
+        f"SELECT to_char(date_trunc('{interval}', r.month), '{period_format}'){grouped}, "  # noqa: S608
+        "sum(r.events), sum(r.arrests), sum(r.events_with_arrests), sum(r.events_with_force) "
+        f"FROM {table} r {join} WHERE {where} GROUP BY 1{grouped} ORDER BY 1{grouped}"
+    )
+
+
 def _cursor(position: str) -> str:
     """A `cursor` value as DRF's CursorPagination writes it: past `position`, no offset."""
     return base64.b64encode(f"p={position}".encode()).decode()
@@ -194,7 +248,7 @@ class Command(BaseCommand):
             help="fill the --database-url database up to this many published events first",
         )
         parser.add_argument("--repeat", type=int, default=15, help="timed calls per case")
-        parser.add_argument("--page-sizes", default="100,1000")
+        parser.add_argument("--page-sizes", "--page-size", dest="page_sizes", default="100,1000")
         parser.add_argument("--clients", type=int, default=32, help="concurrent HTTP clients")
         parser.add_argument("--seconds", type=int, default=30, help="length of the load run")
         parser.add_argument("--workers", type=int, default=3, help="gunicorn workers")
@@ -202,6 +256,12 @@ class Command(BaseCommand):
         parser.add_argument("--skip-list", action="store_true")
         parser.add_argument("--skip-trends", action="store_true")
         parser.add_argument("--skip-load", action="store_true")
+        parser.add_argument(
+            "--prototype-rollup",
+            action="store_true",
+            help="(re)build monthly rollup tables in the --database-url database (not part "
+            "of the app's schema) and time the trends queries answered from them",
+        )
 
     def handle(self, *args, **options):
         self.database_url = options["database_url"]
@@ -236,6 +296,10 @@ class Command(BaseCommand):
             self._list_pages(sizes, options["repeat"])
         if not options["skip_trends"]:
             self._trends(options["repeat"])
+        if options["prototype_rollup"]:
+            if not self.database_url:
+                raise CommandError("--prototype-rollup writes tables: name --database-url.")
+            self._rollup(options["repeat"])
         if not options["skip_load"]:
             self._load(options["clients"], options["seconds"], options["workers"])
 
@@ -342,6 +406,40 @@ class Command(BaseCommand):
                 f"{_ms(warm_times):7.1f}ms {_ms(warm_times, 0.95):5.1f}ms{flag}"
             )
         self.stdout.write(f"trends cold p50: worst {max(cold_p50):.1f} ms")
+
+    # -- a rollup, prototyped --------------------------------------------------------
+
+    def _rollup(self, repeat: int) -> None:
+        """Counts per month x country x city, and per month x country x grievance (and x
+        police response): the smallest tables that answer the trends of most filters
+        exactly. The app has no such tables yet; this measures what they would give."""
+        with connection.cursor() as cursor:
+            started = time.perf_counter()
+            for name, key, join in ROLLUPS:
+                cursor.execute(f"DROP TABLE IF EXISTS {name}")
+                cursor.execute(_rollup_build_sql(name, key, join))
+                cursor.execute(f"ANALYZE {name}")
+            built = time.perf_counter() - started
+            sizes = []
+            for name, _, _ in ROLLUPS:
+                cursor.execute(f"SELECT count(*) FROM {name}")  # noqa: S608 - fixed names
+                sizes.append(f"{name} {cursor.fetchone()[0]} rows")
+        self.stdout.write(
+            f"\nrollup prototype: built in {built:.1f} s ({', '.join(sizes)}); trends from it"
+        )
+        worst = 0.0
+        for label, table, interval, group, join, where, params in ROLLUP_QUERIES:
+            sql = _rollup_query_sql(table, interval, group, join, where)
+
+            def call(sql=sql, params=params):
+                with connection.cursor() as cursor:
+                    cursor.execute(sql, params)
+                    return cursor.fetchall()
+
+            times = _timed(call, repeat)
+            worst = max(worst, _ms(times))
+            self.stdout.write(f"{label:56} p50 {_ms(times):6.1f} ms p95 {_ms(times, 0.95):6.1f} ms")
+        self.stdout.write(f"rollup trends p50: worst {worst:.1f} ms")
 
     # -- concurrent clients against gunicorn -------------------------------------------
 
