@@ -124,35 +124,20 @@ def _cell(value) -> str:
     return text
 
 
-def _csv_row(event: Event) -> list[str]:
-    sources = list(event.sources.all())
+def _csv_row(row: dict) -> list[str]:
+    """A row of tracker.selectors.event_rows as a CSV line's cells."""
+    sources = row["sources"]
     values = {
-        "id": event.pk,
-        "title": event.title,
-        "date": event.date.isoformat(),
-        "end_date": event.end_date.isoformat() if event.end_date else None,
-        "date_precision": event.date_precision,
-        "country": event.country,
-        "admin1": event.admin1,
-        "city": event.city.name if event.city_id else None,
-        "city_id": event.city_id,
-        "location_detail": event.location_detail,
-        "longitude": event.location.x if event.location is not None else None,
-        "latitude": event.location.y if event.location is not None else None,
-        "geo_precision": event.geo_precision,
-        "grievances": ";".join(event.grievances),
-        "police_responses": ";".join(event.police_responses),
-        "arrests": event.arrests,
-        "injuries": event.injuries,
-        "deaths": event.deaths,
-        "participants_low": event.participants_low,
-        "participants_high": event.participants_high,
-        "organizers": ";".join(org.name for org in event.organizers.all()),
-        "source_urls": ";".join(s.url for s in sources if s.url),
-        "source_titles": ";".join(s.title for s in sources if s.title),
-        "external_ids": ";".join(f"{x.scheme}:{x.value}" for x in event.external_ids.all()),
-        "description": event.description,
-        "updated_at": event.updated_at.isoformat(),
+        **row,
+        "date": row["date"].isoformat(),
+        "end_date": row["end_date"].isoformat() if row["end_date"] else None,
+        "grievances": ";".join(row["grievances"]),
+        "police_responses": ";".join(row["police_responses"]),
+        "organizers": ";".join(row["organizers"]),
+        "source_urls": ";".join(s["url"] for s in sources if s["url"]),
+        "source_titles": ";".join(s["title"] for s in sources if s["title"]),
+        "external_ids": ";".join(row["external_ids"]),
+        "updated_at": row["updated_at"].isoformat(),
     }
     return [_cell(values[column]) for column in CSV_COLUMNS]
 
@@ -162,12 +147,24 @@ class _Echo:
         return value
 
 
+CSV_CHUNK = 1000
+
+
 def _csv_lines(queryset) -> Iterator[str]:
     writer = csv.writer(_Echo())
     yield writer.writerow(CSV_COLUMNS)
-    # chunk_size keeps memory flat and still lets prefetch_related batch each chunk.
-    for event in queryset.iterator(chunk_size=1000):
-        yield writer.writerow(_csv_row(event))
+    # The ids stream from a server-side cursor in the queryset's order; each chunk's fields
+    # and related rows then come from one query (event_rows), five times the rows per
+    # second of instances with three prefetches each, so that a year of a million-event
+    # database streams well inside a worker's timeout.
+    chunk: list[int] = []
+    for pk in queryset.values_list("id", flat=True).iterator(chunk_size=CSV_CHUNK):
+        chunk.append(pk)
+        if len(chunk) == CSV_CHUNK:
+            yield from (writer.writerow(_csv_row(row)) for row in event_rows(ids=chunk))
+            chunk = []
+    if chunk:
+        yield from (writer.writerow(_csv_row(row)) for row in event_rows(ids=chunk))
 
 
 def events_csv_response(queryset, filename: str = "events.csv") -> StreamingHttpResponse:
@@ -242,7 +239,7 @@ class EventViewSet(
         if output == "csv":
             # Not paged, but a bad page_size is still an error rather than ignored silently.
             self.paginator.get_page_size(request)
-            return events_csv_response(event_with_related(queryset.defer(None)))
+            return events_csv_response(queryset)
         # The cursor needs the id and the ordering column only: plain tuples as dicts, no
         # model instances, no timestamps parsed for nothing (DRF reads dicts by key).
         ordering_column = queryset.query.order_by[0].lstrip("-")
@@ -266,9 +263,7 @@ class EventViewSet(
         event = self.get_object()
         output = request.accepted_renderer.format
         if output == "csv":
-            return events_csv_response(
-                event_with_related(Event.objects.filter(pk=event.pk)), f"event-{event.pk}.csv"
-            )
+            return events_csv_response(Event.objects.filter(pk=event.pk), f"event-{event.pk}.csv")
         if output == "geojson":
             return Response(EventFeatureSerializer(event).data)
         return Response(self._output_serializer(event).data)
