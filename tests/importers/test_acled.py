@@ -18,7 +18,10 @@ def acled_events():
     return Event.objects.filter(external_ids__scheme="acled").order_by("date")
 
 
-def test_acled_file_maps_protests_and_reports_every_other_row(run_import):
+@pytest.mark.parametrize("parallel", [False, True], ids=["in-process", "parsing-process"])
+def test_acled_file_maps_protests_and_reports_every_other_row(run_import, settings, parallel):
+    # Large files are parsed by a forked process; the result must be the same.
+    settings.IMPORT_PARALLEL_MIN_ROWS = 0 if parallel else 10**9
     data = csv_bytes(
         [
             acled_row(

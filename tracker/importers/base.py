@@ -18,7 +18,6 @@ from django.core.exceptions import ValidationError
 from django.core.validators import URLValidator
 
 from tracker.models import City, CityName, normalize_name
-from tracker.selectors import city_nearest
 
 csv.field_size_limit(10_000_000)
 
@@ -37,6 +36,14 @@ class RowProblem(Exception):
         self.reason = reason
         self.column = column
         self.value = "" if value is None else str(value)[:1000]
+
+    def __reduce__(self):
+        # Pickled on its way from the parsing process (see tracker.importers.parallel).
+        return _rebuild_problem, (type(self), self.reason, self.column, self.value)
+
+
+def _rebuild_problem(cls, reason: str, column: str, value: str) -> RowProblem:
+    return cls(reason, column=column, value=value)
 
 
 class RowSkipped(RowProblem):
@@ -182,7 +189,13 @@ class Countries:
 
 
 class Gazetteer:
-    """Every city and name variant in memory, so that 100,000 rows need no query each."""
+    """Every city and name variant in memory, so that 100,000 rows need no query each.
+
+    `nearest` is `tracker.selectors.city_nearest` done in memory (the same 30 km limit) over
+    a grid of one-degree cells, so that the parsing process needs no database connection.
+    """
+
+    MAX_KM = 30
 
     def __init__(self):
         self.cities = {c.pk: c for c in City.objects.all()}
@@ -191,6 +204,10 @@ class Gazetteer:
             self.by_name.setdefault(normalized, []).append(self.cities[city_id])
         for cities in self.by_name.values():
             cities.sort(key=lambda c: (-c.population, c.pk))
+        self.grid: dict[tuple[int, int], list[tuple[float, float, City]]] = {}
+        for city in self.cities.values():
+            lon, lat = city.location.x, city.location.y
+            self.grid.setdefault((math.floor(lon), math.floor(lat)), []).append((lon, lat, city))
         self._nearest: dict[tuple[float, float], City | None] = {}
 
     def lookup(self, name: str, *, country: str | None = None) -> City | None:
@@ -199,10 +216,23 @@ class Gazetteer:
                 return city
         return None
 
+    def _nearest_city(self, lon: float, lat: float) -> City | None:
+        best, best_km = None, float(self.MAX_KM)
+        # 30 km is less than a degree of latitude, and of longitude up to about 70° N/S.
+        reach = 1 if abs(lat) < 70 else 3
+        cell_x, cell_y = math.floor(lon), math.floor(lat)
+        for dx in range(-reach, reach + 1):
+            for dy in (-1, 0, 1):
+                for city_lon, city_lat, city in self.grid.get((cell_x + dx, cell_y + dy), ()):
+                    km = _haversine_km(lon, lat, city_lon, city_lat)
+                    if km <= best_km:
+                        best, best_km = city, km
+        return best
+
     def nearest(self, point: Point, *, country: str | None = None) -> City | None:
-        key = (round(point.x, 3), round(point.y, 3))
+        key = (round(point.x, 4), round(point.y, 4))
         if key not in self._nearest:
-            self._nearest[key] = city_nearest(point)
+            self._nearest[key] = self._nearest_city(point.x, point.y)
         city = self._nearest[key]
         if city is not None and country and city.country != country:
             return None
@@ -214,6 +244,13 @@ class Gazetteer:
         if city is None and point is not None:
             city = self.nearest(point, country=country)
         return city
+
+
+def _haversine_km(lon1: float, lat1: float, lon2: float, lat2: float) -> float:
+    phi1, phi2 = math.radians(lat1), math.radians(lat2)
+    dphi, dlambda = phi2 - phi1, math.radians(lon2 - lon1)
+    a = math.sin(dphi / 2) ** 2 + math.cos(phi1) * math.cos(phi2) * math.sin(dlambda / 2) ** 2
+    return 2 * 6371.0088 * math.asin(math.sqrt(a))
 
 
 @dataclass

@@ -12,11 +12,12 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+from django.conf import settings
 from django.contrib.gis.db.models import GeometryField
 from django.contrib.gis.geos import GEOSGeometry
 from django.core.cache import cache
@@ -31,6 +32,7 @@ from tracker.history import history_actor, is_moderator
 from tracker.importers.acled import AcledImporter
 from tracker.importers.base import Context, FileRejected, Gazetteer, Importer, Record, RowProblem
 from tracker.importers.copy import copy_insert, copy_rows, geometry_text, reserve_ids
+from tracker.importers.parallel import parsed_batches
 from tracker.models import (
     Event,
     ExternalId,
@@ -126,16 +128,9 @@ def import_job_run(*, job_id: int, progress: ProgressCallback | None = None) -> 
     try:
         with transaction.atomic():
             writer = ImportWriter(job=job)
-            batch: list[tuple[int, Record | RowProblem]] = []
-            with job.file.open("rb") as fh:
-                for item in importer.records(fh, Context(gazetteer=Gazetteer())):
-                    batch.append(item)
-                    if len(batch) >= BATCH_SIZE:
-                        writer.write(batch)
-                        batch = []
-                        _report_progress(job, writer.rows_done, progress)
+            for batch in _parsed_batches(job, importer, Gazetteer()):
                 writer.write(batch)
-            _report_progress(job, writer.rows_done, progress)
+                _report_progress(job, writer.rows_done, progress)
             writer.store_counts()
             transaction.on_commit(events_changed)
             return _finish(job, status=JobStatus.SUCCEEDED, message=writer.summary())
@@ -151,6 +146,30 @@ def import_job_run(*, job_id: int, progress: ProgressCallback | None = None) -> 
             "The error is in the server log.",
             reset=True,
         )
+
+
+def _parsed_batches(
+    job: ImportJob, importer: Importer, gazetteer: Gazetteer
+) -> Iterator[list[tuple[int, Record | RowProblem]]]:
+    """The file's rows as records in batches; a large file on local disk is parsed by a
+    second process meanwhile (see tracker.importers.parallel)."""
+    try:
+        path = Path(job.file.path)
+    except NotImplementedError:  # a storage without local files
+        path = None
+    if path is not None and job.rows_total >= settings.IMPORT_PARALLEL_MIN_ROWS:
+        batches = parsed_batches(importer, path, gazetteer, batch_size=BATCH_SIZE)
+        if batches is not None:
+            yield from batches
+            return
+    batch: list[tuple[int, Record | RowProblem]] = []
+    with job.file.open("rb") as fh:
+        for item in importer.records(fh, Context(gazetteer=gazetteer)):
+            batch.append(item)
+            if len(batch) >= BATCH_SIZE:
+                yield batch
+                batch = []
+    yield batch
 
 
 def _report_progress(job: ImportJob, done: int, progress: ProgressCallback | None) -> None:
