@@ -18,6 +18,9 @@ the same database, hit by `--clients` concurrent clients with a mixed request se
 from __future__ import annotations
 
 import base64
+import csv
+import http.client
+import io
 import json
 import os
 import random
@@ -76,6 +79,8 @@ KEYS = ["id", "title", "description", "date", "end_date", "date_precision", "cit
         "updated_at"]  # fmt: skip
 
 DEEP_DATE = "2016-06-15"
+# (API query, the same condition in SQL): the whole file must arrive, every row of it.
+BIG_CSV_QUERIES = [("year=2019", "date BETWEEN '2019-01-01' AND '2019-12-31'"), ("", "TRUE")]
 BBOX = (68.5, 40.5, 70.5, 42.0)  # Tashkent and its region
 # (label, API query, SQL condition, its parameters, SQL ordering); a hand-written query
 # for each, as someone who knows the schema would write it: the page chosen first, its
@@ -525,12 +530,43 @@ class Command(BaseCommand):
             try:
                 self._wait_for(base, process, log)
                 results = self._hammer(base, urls, clients, seconds)
+                exports = [self._download(base, *case) for case in BIG_CSV_QUERIES]
             finally:
                 process.terminate()
                 process.wait(timeout=30)
             log.seek(0)
             server_log = log.read().decode(errors="replace")
         self._report_load(results, seconds, server_log)
+        self.stdout.write("\nbig CSV downloads, one at a time (a worker's timeout is 30 s):")
+        for query, lines, expected, elapsed, error in exports:
+            if error or lines != expected:
+                outcome = f"CUT after {lines} of {expected} lines {error}".rstrip()
+            else:
+                outcome = "complete"
+            self.stdout.write(
+                f"  format=csv&{query or '(no filter)':20} {lines:8} lines in {elapsed:5.1f} s "
+                f"({lines / elapsed:,.0f}/s): {outcome}"
+            )
+
+    def _download(self, base: str, query: str, where: str) -> tuple[str, int, int, float, str]:
+        """Stream a CSV to the end, counting lines: a worker killed mid-stream shows as a
+        file cut short (a 502 behind a proxy), which the status code, sent first, hides."""
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT count(*) + 1 FROM tracker_event WHERE status = 'published' AND {where}"  # noqa: S608
+            )
+            expected = cursor.fetchone()[0]
+        lines, error = 0, ""
+        started = time.perf_counter()
+        try:
+            url = f"{base}/api/v1/events/?format=csv&{query}"
+            with urllib.request.urlopen(url, timeout=300) as answer:  # noqa: S310
+                # Records, not text lines: a description may hold a line break.
+                for _ in csv.reader(io.TextIOWrapper(answer, encoding="utf-8", newline="")):
+                    lines += 1
+        except (OSError, http.client.HTTPException) as exc:
+            error = type(exc).__name__
+        return query, lines, expected, time.perf_counter() - started, error
 
     def _wait_for(self, base: str, process: subprocess.Popen, log) -> None:
         deadline = time.monotonic() + 60
