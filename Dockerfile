@@ -13,4 +13,5 @@ RUN pip install --no-cache-dir -e .
 COPY . .
 RUN scripts/vendor.sh && DJANGO_SECRET_KEY=build python manage.py collectstatic --noinput -v0
 EXPOSE 8000
-CMD ["gunicorn", "tracker.wsgi:application", "--bind", "0.0.0.0:8000", "--workers", "3"]
+# Threads and a long timeout: a streamed CSV export of a million rows takes minutes.
+CMD ["gunicorn", "tracker.wsgi:application", "--bind", "0.0.0.0:8000", "--workers", "3", "--worker-class", "gthread", "--threads", "4", "--timeout", "300"]

@@ -27,7 +27,8 @@ pids+=($!)
   >.run/beat.log 2>&1 &
 pids+=($!)
 .venv/bin/gunicorn tracker.wsgi:application --bind "$HOST:$PORT" --workers "$WEB_WORKERS" \
-  --access-logfile - --error-logfile - --log-level warning --timeout 120 &
+  --worker-class gthread --threads 4 \
+  --access-logfile - --error-logfile - --log-level warning --timeout 300 &
 pids+=($!)
 
 for _ in $(seq 1 40); do
