@@ -138,9 +138,10 @@ MEDIA_ROOT = env.path("MEDIA_ROOT", default=BASE_DIR / ".run" / "media")
 MEDIA_URL = "/media/"
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=2_621_440)
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
-# Uploaded imports of at least this many rows are parsed in a second process while the
-# first writes (tracker.importers.parallel); 0 = always.
-IMPORT_PARALLEL_MIN_ROWS = env.int("IMPORT_PARALLEL_MIN_ROWS", default=5000)
+# Imports of at least this many rows are parsed in a second process while the first writes
+# (tracker.importers.parallel); 0 = never. Off by default: on a loaded 2-core machine the
+# pickling costs more than the second core gives (54 s in-process, 75 s parallel, 100k rows).
+IMPORT_PARALLEL_MIN_ROWS = env.int("IMPORT_PARALLEL_MIN_ROWS", default=0)
 
 # Content-Security-Policy: no inline script, no third-party origin. Map tiles may come from
 # a tile server the operator names in MAP_TILE_URL (its origin is added to img-src).

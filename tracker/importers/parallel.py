@@ -3,7 +3,9 @@
 Reading, mapping and keyword rules take about half the time of an import, and they need
 neither the database nor anything but the file and the gazetteer, so a child process does
 them for the next batches while the parent writes the current one with COPY, using the
-second core.
+second core. Opt-in (settings.IMPORT_PARALLEL_MIN_ROWS): measured on the shared 2-core
+machine it was slower (75 s against 54 s for 100,000 rows), the pickling of records costing
+more than the second core gave while other work kept it busy; on more cores it can pay.
 
 The child is spawned, not forked: a fork would copy this process's database and Redis
 connections and whatever threads (a Celery worker's) hold. It sets Django up, receives

@@ -157,7 +157,8 @@ def _parsed_batches(
         path = Path(job.file.path)
     except NotImplementedError:  # a storage without local files
         path = None
-    if path is not None and job.rows_total >= settings.IMPORT_PARALLEL_MIN_ROWS:
+    threshold = settings.IMPORT_PARALLEL_MIN_ROWS
+    if path is not None and threshold and job.rows_total >= threshold:
         batches = parsed_batches(importer, path, gazetteer, batch_size=BATCH_SIZE)
         if batches is not None:
             yield from batches
