@@ -30,6 +30,8 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         "tracker.view_city",
         "tracker.view_cityname",
         "tracker.view_historicalevent",
+        "tracker.view_importjob",
+        "tracker.view_exportjob",
     ],
     "Admin": ["tracker.*", "auth.view_user", "auth.change_user", "auth.add_user"],
 }
