@@ -1,6 +1,21 @@
 import pytest
 from django.core.cache import cache
 
+# The browser fixtures (one Chromium, one server with its own database) are registered here,
+# once for the whole run: two Playwright sync sessions cannot run in one process, so the page,
+# import and API browser tests must all share this one.
+from tests.browser.support import (  # noqa: F401
+    _artifacts_dir,
+    base_url,
+    browser,
+    browser_db,
+    browser_db_name,
+    db_query,
+    page,
+    problems,
+    server_env,
+)
+
 
 @pytest.fixture(scope="session")
 def django_db_setup(django_db_setup, django_db_blocker):

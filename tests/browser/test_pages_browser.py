@@ -12,7 +12,7 @@ import uuid
 
 import pytest
 
-from tests.browser.conftest import (
+from tests.browser.support import (
     PageProblems,
     assert_accessible,
     log_in,

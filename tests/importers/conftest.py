@@ -4,17 +4,6 @@ import io
 import pytest
 from django.core.files.base import ContentFile
 
-# The browser test of the upload page drives the page tests' server and Chromium.
-from tests.browser.conftest import (  # noqa: F401
-    base_url,
-    browser,
-    browser_db,
-    browser_db_name,
-    db_query,
-    page,
-    problems,
-    server_env,
-)
 from tracker.importers.acled import COLUMNS as ACLED_COLUMNS
 
 

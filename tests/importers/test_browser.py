@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.browser.conftest import ROOT, assert_accessible, log_in, screenshot
+from tests.browser.support import ROOT, assert_accessible, log_in, screenshot
 from tests.importers.conftest import acled_row, csv_bytes
 
 pytestmark = [pytest.mark.browser, pytest.mark.worker]

@@ -185,6 +185,11 @@ def _artifacts_dir():
 def browser():
     from playwright.sync_api import sync_playwright
 
+    # Playwright's sync API keeps an asyncio loop marked as running in this thread for the
+    # rest of the session, and Django then refuses ORM calls as if they came from async code.
+    # Nothing here is async (the ORM is only used between browser calls), as Playwright's
+    # Django guidance notes; the flag is set for this test process only.
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield browser
