@@ -408,12 +408,6 @@ class Event(models.Model):
         if errors:
             raise ValidationError(errors)
 
-    @property
-    def worst_police_response(self) -> str | None:
-        if not self.police_responses:
-            return None
-        return max(self.police_responses, key=taxonomy.severity)
-
 
 class Source(models.Model):
     event = models.ForeignKey(Event, on_delete=models.CASCADE, related_name="sources")

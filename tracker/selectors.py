@@ -65,10 +65,6 @@ def city_nearest(point: Point, *, max_km: float = 30) -> City | None:
     )
 
 
-def event_published_list() -> QuerySet[Event]:
-    return Event.objects.published()
-
-
 def event_visible_to(user) -> QuerySet[Event]:
     """Events `user` may read: published ones; a contributor's own submissions too; every
     event for moderators. Never keyed on anything a client could forge."""

@@ -113,8 +113,6 @@ POLICE_RESPONSES: tuple[Term, ...] = (
 
 GRIEVANCE_SLUGS: tuple[str, ...] = tuple(t.slug for t in GRIEVANCES)
 POLICE_RESPONSE_SLUGS: tuple[str, ...] = tuple(t.slug for t in POLICE_RESPONSES)
-GRIEVANCE_CHOICES = [(t.slug, t.en) for t in GRIEVANCES]
-POLICE_RESPONSE_CHOICES = [(t.slug, t.en) for t in POLICE_RESPONSES]
 
 # A response counts as "intervention" when police did more than watch.
 INTERVENTION_RESPONSES: frozenset[str] = frozenset(

@@ -38,6 +38,11 @@ EVENT_FIELDS = frozenset(
 SOURCE_FIELDS = ("url", "publisher", "title", "published_on", "language")
 
 
+# Services call full_clean(validate_constraints=False): clean() and the field validators give
+# the same checks as the CheckConstraints, with messages a moderator understands, while
+# Django would spend one query per constraint; the database still enforces them all.
+
+
 def _check_fields(fields: Mapping[str, Any]) -> None:
     unknown = set(fields) - EVENT_FIELDS
     if unknown:
