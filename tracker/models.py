@@ -263,6 +263,10 @@ class Event(models.Model):
     )
     reviewed_at = models.DateTimeField(null=True, blank=True)
     review_note = models.TextField(_("review note"), blank=True)
+    # Raised by one on every write (services, admin, imports). Writers compare it with the
+    # version they read (ETag / If-Match, the forms' hidden field) so that a stale write is
+    # refused instead of silently undoing somebody else's change.
+    version = models.PositiveIntegerField(_("version"), default=1, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -484,6 +488,10 @@ class JobStatus(models.TextChoices):
     RUNNING = "running", _("running")
     SUCCEEDED = "succeeded", _("succeeded")
     FAILED = "failed", _("failed")
+    CANCELLED = "cancelled", _("cancelled")
+
+
+FINISHED_JOB_STATUSES = (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED)
 
 
 class ImportFormat(models.TextChoices):
@@ -528,6 +536,11 @@ class ImportJob(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # A running job's worker touches heartbeat_at as it goes; a sweep run by beat re-queues
+    # (or fails, after MAX attempts) a job whose heartbeat has stopped: its worker is gone.
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    cancel_requested = models.BooleanField(default=False)
 
     class Meta:
         verbose_name = _("import job")
@@ -550,7 +563,7 @@ class ImportJob(models.Model):
 
     @property
     def is_finished(self) -> bool:
-        return self.status in (JobStatus.SUCCEEDED, JobStatus.FAILED)
+        return self.status in FINISHED_JOB_STATUSES
 
 
 class ImportIssue(models.Model):
@@ -602,7 +615,11 @@ class ExportJob(models.Model):
         related_name="export_jobs",
     )
     created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    cancel_requested = models.BooleanField(default=False)
 
     class Meta:
         verbose_name = _("export job")
@@ -619,3 +636,7 @@ class ExportJob(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_layout_display()} export {self.pk} ({self.status})"
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in FINISHED_JOB_STATUSES
