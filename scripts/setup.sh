@@ -34,8 +34,13 @@ apt_install() {
   can_root || die "missing system packages: $*. Install them (apt-get install $*) or run make as root/with sudo."
   command -v apt-get >/dev/null || die "missing system packages: $* (and no apt-get to install them)."
   say "installing Debian packages: $*"
-  if [ -z "$APT_UPDATED" ]; then $SUDO apt-get update -qq; APT_UPDATED=1; fi
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+  # apt and debconf chatter goes to a log; it is shown only when something fails.
+  if [ -z "$APT_UPDATED" ]; then
+    $SUDO apt-get update -qq >.run/apt.log 2>&1 || { cat .run/apt.log >&2; die "apt-get update failed."; }
+    APT_UPDATED=1
+  fi
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "$@" \
+    >>.run/apt.log 2>&1 || { tail -30 .run/apt.log >&2; die "could not install: $*."; }
 }
 
 # --- system packages ---------------------------------------------------------------------
@@ -49,8 +54,8 @@ command -v pg_isready >/dev/null || pkgs+=(postgresql-client)
 if [ -z "${REDIS_URL:-}" ] && ! tcp_open 127.0.0.1 6379 && ! command -v redis-server >/dev/null; then
   pkgs+=(redis-server)
 fi
-if [ -z "${DATABASE_URL:-}" ] && ! ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 \
-   && ! tcp_open 127.0.0.1 5432; then
+if { [ -z "${DATABASE_URL:-}" ] || [ "${SETUP_MANAGED_DATABASE:-}" = 1 ]; } \
+   && ! ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 && ! tcp_open 127.0.0.1 5432; then
   pkgs+=(postgresql)
 fi
 if [ "$MODE" = test ] && [ ! -x /usr/bin/chromium ]; then pkgs+=(chromium); fi
@@ -59,7 +64,8 @@ pkgs=($(printf '%s\n' "${pkgs[@]}" | sort -u))
 apt_install "${pkgs[@]}"
 
 # PostGIS for the local server's major version.
-if [ -z "${DATABASE_URL:-}" ] && ls -d /usr/lib/postgresql/*/bin >/dev/null 2>&1; then
+if { [ -z "${DATABASE_URL:-}" ] || [ "${SETUP_MANAGED_DATABASE:-}" = 1 ]; } \
+   && ls -d /usr/lib/postgresql/*/bin >/dev/null 2>&1; then
   for dir in /usr/lib/postgresql/*/; do
     version=$(basename "$dir")
     if [ ! -f "/usr/share/postgresql/$version/extension/postgis.control" ]; then
@@ -69,7 +75,15 @@ if [ -z "${DATABASE_URL:-}" ] && ls -d /usr/lib/postgresql/*/bin >/dev/null 2>&1
 fi
 
 # --- PostgreSQL ----------------------------------------------------------------------------
-if [ -z "${DATABASE_URL:-}" ]; then
+# A DATABASE_URL that this script wrote into .env (marked SETUP_MANAGED_DATABASE=1) is still
+# the local server: after a reboot it must be started again, not taken as the user's own.
+LOCAL_DB=""
+# (the URL that earlier versions of this script wrote, without the mark)
+if [ "${DATABASE_URL:-}" = "postgis://tracker:tracker@127.0.0.1:5432/tracker" ]; then
+  SETUP_MANAGED_DATABASE=1
+fi
+if [ -z "${DATABASE_URL:-}" ] || [ "${SETUP_MANAGED_DATABASE:-}" = 1 ]; then LOCAL_DB=1; fi
+if [ -n "$LOCAL_DB" ]; then
   if ! pg_isready -q -h 127.0.0.1 -p 5432 -t 2; then
     version=$(ls /usr/lib/postgresql | sort -n | tail -1)
     say "starting PostgreSQL $version"
@@ -81,7 +95,9 @@ if [ -z "${DATABASE_URL:-}" ]; then
     for _ in $(seq 1 30); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 1; done
     pg_isready -q -h 127.0.0.1 -p 5432 || die "PostgreSQL did not start: see /var/log/postgresql/."
   fi
-  if PGCONNECT_TIMEOUT=5 psql -w -h 127.0.0.1 -U postgres -d postgres -Atqc 'select 1' >/dev/null 2>&1; then
+  if [ "${SETUP_MANAGED_DATABASE:-}" = 1 ]; then
+    :  # the role and the URL were made by an earlier run
+  elif PGCONNECT_TIMEOUT=5 psql -w -h 127.0.0.1 -U postgres -d postgres -Atqc 'select 1' >/dev/null 2>&1; then
     export DATABASE_URL="postgis://postgres@127.0.0.1:5432/tracker"
   else
     # A fresh Debian server asks for passwords on TCP: make a role of our own through the
@@ -91,10 +107,13 @@ if [ -z "${DATABASE_URL:-}" ]; then
     say "creating PostgreSQL role 'tracker' for local development"
     as_postgres=(runuser -u postgres --)
     [ "$(id -u)" -ne 0 ] && as_postgres=(sudo -n -u postgres)
-    "${as_postgres[@]}" psql -qAt -d postgres -c \
-      "DO \$\$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname='tracker') THEN CREATE ROLE tracker LOGIN SUPERUSER PASSWORD 'tracker'; END IF; END \$\$;" >/dev/null
+    # From / : the postgres user may not enter this checkout's directory.
+    (cd / && "${as_postgres[@]}" psql -qAt -d postgres -c \
+      "DO \$\$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname='tracker') THEN CREATE ROLE tracker LOGIN SUPERUSER PASSWORD 'tracker'; END IF; END \$\$;" >/dev/null)
     export DATABASE_URL="postgis://tracker:tracker@127.0.0.1:5432/tracker"
-    grep -q '^DATABASE_URL=' .env 2>/dev/null || echo "DATABASE_URL=$DATABASE_URL" >> .env
+    if ! grep -q '^DATABASE_URL=' .env 2>/dev/null; then
+      printf 'DATABASE_URL=%s\nSETUP_MANAGED_DATABASE=1\n' "$DATABASE_URL" >> .env
+    fi
   fi
 fi
 
