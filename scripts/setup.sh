@@ -20,6 +20,11 @@ if [ -f .env ]; then
   done < .env
 fi
 
+# A local database set up by earlier versions of this script (the URL that earlier versions of this script wrote, without the mark of the PostgreSQL section below)
+if [ "${DATABASE_URL:-}" = "postgis://tracker:tracker@127.0.0.1:5432/tracker" ]; then
+  SETUP_MANAGED_DATABASE=1
+fi
+
 SUDO=""
 if [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
   SUDO="sudo"
@@ -78,10 +83,6 @@ fi
 # A DATABASE_URL that this script wrote into .env (marked SETUP_MANAGED_DATABASE=1) is still
 # the local server: after a reboot it must be started again, not taken as the user's own.
 LOCAL_DB=""
-# (the URL that earlier versions of this script wrote, without the mark)
-if [ "${DATABASE_URL:-}" = "postgis://tracker:tracker@127.0.0.1:5432/tracker" ]; then
-  SETUP_MANAGED_DATABASE=1
-fi
 if [ -z "${DATABASE_URL:-}" ] || [ "${SETUP_MANAGED_DATABASE:-}" = 1 ]; then LOCAL_DB=1; fi
 if [ -n "$LOCAL_DB" ]; then
   if ! pg_isready -q -h 127.0.0.1 -p 5432 -t 2; then
