@@ -20,7 +20,8 @@ if [ -f .env ]; then
   done < .env
 fi
 
-# A local database set up by earlier versions of this script (the URL that earlier versions of this script wrote, without the mark of the PostgreSQL section below)
+# The URL that earlier versions of this script wrote for the local server, before it also
+# wrote the SETUP_MANAGED_DATABASE mark (see the PostgreSQL section).
 if [ "${DATABASE_URL:-}" = "postgis://tracker:tracker@127.0.0.1:5432/tracker" ]; then
   SETUP_MANAGED_DATABASE=1
 fi
