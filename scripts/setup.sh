@@ -128,6 +128,20 @@ if [ -z "${REDIS_URL:-}" ] && ! tcp_open 127.0.0.1 6379; then
   tcp_open 127.0.0.1 6379 || die "Redis did not start: see .run/redis.log."
 fi
 
+# The app refuses to start without DEBUG and a strong key: make one for this checkout, once.
+# `make run` serves plain HTTP on 127.0.0.1, so the HTTPS-only defaults are switched off here,
+# in .env, explicitly (a production environment sets neither; see the README).
+if [ -z "${DJANGO_SECRET_KEY:-}" ]; then
+  say "writing a random DJANGO_SECRET_KEY into .env"
+  DJANGO_SECRET_KEY=$(python3 -c 'import secrets; print(secrets.token_urlsafe(50))')
+  echo "DJANGO_SECRET_KEY=$DJANGO_SECRET_KEY" >> .env
+  export DJANGO_SECRET_KEY
+fi
+if [ -z "${DJANGO_INSECURE_LOCAL_HTTP:-}" ] && ! grep -q '^DJANGO_INSECURE_LOCAL_HTTP=' .env 2>/dev/null; then
+  echo "DJANGO_INSECURE_LOCAL_HTTP=1" >> .env
+  export DJANGO_INSECURE_LOCAL_HTTP=1
+fi
+
 # --- Python ------------------------------------------------------------------------------
 if [ ! -x .venv/bin/python ]; then
   say "creating the virtualenv in .venv"

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import environ
+from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -14,10 +15,30 @@ env = environ.Env()
 environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
 
 DEBUG = env.bool("DJANGO_DEBUG", default=False)
-SECRET_KEY = env(
-    "DJANGO_SECRET_KEY",
-    default="insecure-dev-key-set-DJANGO_SECRET_KEY-in-production",
-)
+# Without DEBUG the key must be strong, or nothing starts: a guessable key lets anyone forge
+# sessions and password-reset links. "Weak" is Django's own W009 rule; the old default (and
+# the placeholders once used by the compose file and the image build) are refused by name.
+_DEV_SECRET_KEY = "insecure-dev-key-set-DJANGO_SECRET_KEY-in-production"
+_KNOWN_WEAK_KEYS = {_DEV_SECRET_KEY, "change-me", "build"}
+SECRET_KEY = env("DJANGO_SECRET_KEY", default="") or (_DEV_SECRET_KEY if DEBUG else "")
+
+
+def _weak_secret_key(key: str) -> bool:
+    return (
+        key in _KNOWN_WEAK_KEYS
+        or len(key) < 50
+        or len(set(key)) < 5
+        or key.startswith("django-insecure-")
+    )
+
+
+if not DEBUG and _weak_secret_key(SECRET_KEY):
+    raise ImproperlyConfigured(
+        "DJANGO_SECRET_KEY is missing, a known default or weak (it needs at least 50 "
+        "characters, 5 of them different, and no 'django-insecure-' prefix), and DEBUG is "
+        "off. Set a random one in the environment or in .env, e.g. the output of: "
+        "python -c 'import secrets; print(secrets.token_urlsafe(50))'"
+    )
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
 
@@ -158,14 +179,35 @@ CONTENT_SECURITY_POLICY = {
         "font-src": ["'self'", "data:"],
         "object-src": ["'none'"],
         "base-uri": ["'self'"],
-        "frame-ancestors": ["'self'"],
+        # No page may be framed (clickjacking); see EMBED_ALLOWED_ORIGINS below.
+        "frame-ancestors": ["'none'"],
         "form-action": ["'self'"],
     }
 }
 
 SECURE_CONTENT_TYPE_NOSNIFF = True
-X_FRAME_OPTIONS = "SAMEORIGIN"
-SESSION_COOKIE_SECURE = env.bool("DJANGO_SECURE_COOKIES", default=False)
+X_FRAME_OPTIONS = "DENY"
+# Origins a future embed route (an event map in a partner's page) may be framed by. That
+# route must opt in explicitly (its own frame-ancestors and X-Frame-Options); every other
+# page stays unframeable. Unused until such a route exists.
+EMBED_ALLOWED_ORIGINS = env.list("DJANGO_EMBED_ALLOWED_ORIGINS", default=[])
+
+# HTTPS only whenever DEBUG is off: redirect, HSTS, Secure cookies. Two explicit switches:
+# - DJANGO_BEHIND_TLS_PROXY=1: a reverse proxy terminates TLS and sends X-Forwarded-Proto
+#   (it must set or strip that header on every request, or clients could spoof it);
+# - DJANGO_INSECURE_LOCAL_HTTP=1: plain HTTP on 127.0.0.1 (`make run`, the test servers).
+# /healthz answers over plain HTTP too, for health checks from inside the host or cluster.
+INSECURE_LOCAL_HTTP = env.bool("DJANGO_INSECURE_LOCAL_HTTP", default=False)
+_HTTPS_ONLY = not DEBUG and not INSECURE_LOCAL_HTTP
+if env.bool("DJANGO_BEHIND_TLS_PROXY", default=False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_SSL_REDIRECT = _HTTPS_ONLY
+SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+SECURE_HSTS_SECONDS = env.int("DJANGO_HSTS_SECONDS", default=31_536_000) if _HTTPS_ONLY else 0
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("DJANGO_HSTS_INCLUDE_SUBDOMAINS", default=True)
+# Preloading is a promise to browsers that is slow to take back: the operator opts in.
+SECURE_HSTS_PRELOAD = env.bool("DJANGO_HSTS_PRELOAD", default=False)
+SESSION_COOKIE_SECURE = _HTTPS_ONLY or env.bool("DJANGO_SECURE_COOKIES", default=False)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 
 # Celery: Redis as broker; results in Redis too so that a page can poll a job's progress.
@@ -243,6 +285,9 @@ SPECTACULAR_SETTINGS = {
 # GDAL 3.6 (Debian 12) is older than the version Django 5.2 recommends; what this project
 # uses of it works, so that one check is silenced by name.
 SILENCED_SYSTEM_CHECKS = ["gis.W001"]
+# W021 only says "preload is off", which is the deliberate default above.
+if not SECURE_HSTS_PRELOAD:
+    SILENCED_SYSTEM_CHECKS.append("security.W021")
 
 LOGGING = {
     "version": 1,
