@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
 # Serve the app: gunicorn in front, a Celery worker and beat behind. Ctrl-C stops all three.
+# A worker or beat that dies is started again (the site keeps serving; jobs the dead worker
+# was running are redelivered or swept back into the queue); gunicorn exiting stops all.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 HOST=${HOST:-127.0.0.1}
@@ -19,17 +21,55 @@ stop() {
   for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
   wait 2>/dev/null || true
 }
-trap stop INT TERM EXIT
+trap stop EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
 
-.venv/bin/celery -A tracker worker --loglevel=INFO --concurrency=2 >.run/worker.log 2>&1 &
+# Runs a command again whenever it exits, 2 s later, saying so on the console. More than
+# RESTART_BURST exits within a minute (a crash loop: broken settings, broker gone) slows the
+# restarts to one per 30 s, so the log stays readable and the machine is not kept busy.
+RESTART_BURST=${RESTART_BURST:-5}
+supervise() {
+  local name=$1 log=$2 child="" code now delay
+  shift 2
+  local exits=()
+  # Background jobs of a script ignore SIGINT; stop() sends TERM, passed on to the child.
+  trap '[ -n "$child" ] && kill -TERM "$child" 2>/dev/null; wait "$child" 2>/dev/null; exit 0' TERM
+  while true; do
+    "$@" >>"$log" 2>&1 &
+    child=$!
+    code=0
+    wait "$child" || code=$?
+    # A Ctrl-C reaches the child directly too; stop()'s TERM follows within a moment, and
+    # then this exits here without announcing a restart.
+    sleep 0.5 &
+    child=$!
+    wait "$child" || true
+    now=$(date +%s)
+    exits+=("$now")
+    local recent=()
+    for t in "${exits[@]}"; do (( now - t < 60 )) && recent+=("$t"); done
+    exits=("${recent[@]}")
+    delay=2
+    if (( ${#exits[@]} > RESTART_BURST )); then delay=30; fi
+    echo "run: $name exited (code $code); restarting in $delay s (see $log)" >&2
+    sleep "$delay" &
+    child=$!
+    wait "$child" || true
+  done
+}
+
+supervise "worker" .run/worker.log \
+  .venv/bin/celery -A tracker worker --loglevel=INFO --concurrency=2 &
 pids+=($!)
-.venv/bin/celery -A tracker beat --loglevel=INFO --schedule .run/celerybeat-schedule \
-  >.run/beat.log 2>&1 &
+supervise "beat" .run/beat.log \
+  .venv/bin/celery -A tracker beat --loglevel=INFO --schedule .run/celerybeat-schedule &
 pids+=($!)
 .venv/bin/gunicorn tracker.wsgi:application --bind "$HOST:$PORT" --workers "$WEB_WORKERS" \
   --worker-class gthread --threads 4 \
   --access-logfile - --error-logfile - --log-level warning --timeout 300 &
-pids+=($!)
+web=$!
+pids+=("$web")
 
 for _ in $(seq 1 40); do
   (exec 3<>"/dev/tcp/$HOST/$PORT") 2>/dev/null && break
@@ -41,8 +81,11 @@ cat <<MSG
     admin:   http://$HOST:$PORT/admin/   (demo accounts: admin, moderator, contributor;
                                           password: \$DEMO_PASSWORD or "tracker-demo")
     API:     http://$HOST:$PORT/api/v1/      health: http://$HOST:$PORT/healthz
-  Celery worker and beat logs: .run/worker.log, .run/beat.log.  Ctrl-C stops everything.
+  Celery worker and beat logs: .run/worker.log, .run/beat.log (restarted if they die).
+  Ctrl-C stops everything.
 
 MSG
-wait -n "${pids[@]}"
-echo "run: a process exited; see .run/worker.log, .run/beat.log and the output above" >&2
+code=0
+wait "$web" || code=$?
+echo "run: gunicorn exited (code $code); stopping the worker and beat" >&2
+exit 1

@@ -121,9 +121,12 @@ fi
 
 # --- Redis -------------------------------------------------------------------------------
 if [ -z "${REDIS_URL:-}" ] && ! tcp_open 127.0.0.1 6379; then
-  say "starting Redis on 127.0.0.1:6379 (data in .run/, not persisted)"
-  redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no \
-    --dir "$ROOT/.run" --logfile "$ROOT/.run/redis.log" --pidfile "$ROOT/.run/redis.pid"
+  # The append-only file in .run/ keeps the Celery queue (and tasks not yet acknowledged)
+  # across a Redis restart; without it a restart dropped queued geocoding and import tasks.
+  say "starting Redis on 127.0.0.1:6379 (queue persisted in .run/appendonly*)"
+  redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly yes \
+    --appendfsync everysec --dir "$ROOT/.run" --logfile "$ROOT/.run/redis.log" \
+    --pidfile "$ROOT/.run/redis.pid"
   for _ in $(seq 1 20); do tcp_open 127.0.0.1 6379 && break; sleep 0.5; done
   tcp_open 127.0.0.1 6379 || die "Redis did not start: see .run/redis.log."
 fi

@@ -222,8 +222,23 @@ CELERY_RESULT_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# With acks_late, Redis keeps a delivered task until it is acknowledged, and gives it to
+# another worker once it has been unacknowledged for visibility_timeout: that is how a task
+# whose whole worker died (machine lost, SIGKILL of the main process) comes back. Too short,
+# and a long job still running is delivered twice (harmless: the job's run lock makes the
+# second delivery a no-op, see tracker.services.jobs); too long, and a lost task waits. The
+# jobs sweep below re-queues such a job within minutes anyway. An hour is longer than any
+# job we have measured (a million-row import takes about ten minutes).
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=3600)
+}
+# A running job whose heartbeat is older than this (and whose run lock is free) has lost its
+# worker; a queued job not picked up for JOB_QUEUED_STALE_SECONDS is dispatched again.
+JOB_HEARTBEAT_STALE_SECONDS = env.int("JOB_HEARTBEAT_STALE_SECONDS", default=180)
+JOB_QUEUED_STALE_SECONDS = env.int("JOB_QUEUED_STALE_SECONDS", default=300)
 CELERY_BEAT_SCHEDULE = {
     "heartbeat": {"task": "tracker.tasks.heartbeat", "schedule": 60.0},
+    "jobs-sweep": {"task": "tracker.tasks.jobs_sweep", "schedule": 60.0},
 }
 
 REST_FRAMEWORK = {

@@ -26,7 +26,13 @@ def heartbeat() -> float:
     return now
 
 
-@shared_task(bind=True, acks_late=True)
+# The job tasks are acknowledged when they end, and handed back to the broker when their
+# worker process dies (a SIGKILL, the OOM killer): another worker then runs the job again,
+# from the start, since its transaction died with the worker (see tracker.services.jobs).
+JOB_TASK_OPTIONS = {"acks_late": True, "reject_on_worker_lost": True}
+
+
+@shared_task(bind=True, **JOB_TASK_OPTIONS)
 def import_job_run(self, job_id: int) -> dict:
     """Import the file of a queued ImportJob; a finished job is left as it is."""
     from tracker.services.imports import import_job_run as run
@@ -35,10 +41,19 @@ def import_job_run(self, job_id: int) -> dict:
     return {"job": job.pk, "status": job.status, "message": job.message}
 
 
-@shared_task(bind=True, acks_late=True)
+@shared_task(bind=True, **JOB_TASK_OPTIONS)
 def export_job_run(self, job_id: int) -> dict:
     """Write the file of a queued ExportJob; a finished job is left as it is."""
     from tracker.services.exports import export_job_run as run
 
     job = run(job_id=job_id)
     return {"job": job.pk, "status": job.status, "rows": job.rows_written}
+
+
+@shared_task
+def jobs_sweep() -> dict:
+    """Run by beat every minute: re-queue (or fail) import and export jobs whose worker is
+    gone, and dispatch again jobs left queued for minutes."""
+    from tracker.services.jobs import jobs_sweep as sweep
+
+    return sweep()

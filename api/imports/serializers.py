@@ -18,7 +18,8 @@ class ImportJobSerializer(serializers.ModelSerializer):
         model = ImportJob
         fields = [
             "id", "format", "original_name", "publish", "status", "message", "progress",
-            "counts", "report_url", "created_at", "started_at", "finished_at",
+            "counts", "report_url", "attempts", "cancel_requested", "heartbeat_at",
+            "created_at", "started_at", "finished_at",
         ]  # fmt: skip
         read_only_fields = fields
 
@@ -62,7 +63,8 @@ class ExportJobSerializer(serializers.ModelSerializer):
         model = ExportJob
         fields = [
             "id", "layout", "query", "status", "message", "rows_written", "download_url",
-            "created_at", "finished_at",
+            "attempts", "cancel_requested", "heartbeat_at", "created_at", "started_at",
+            "finished_at",
         ]  # fmt: skip
         read_only_fields = fields
 

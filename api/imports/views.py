@@ -10,7 +10,7 @@ from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework import status
-from rest_framework.exceptions import NotFound
+from rest_framework.exceptions import APIException, NotFound
 from rest_framework.exceptions import ValidationError as ApiValidationError
 from rest_framework.generics import ListAPIView
 from rest_framework.parsers import FormParser, MultiPartParser
@@ -18,6 +18,7 @@ from rest_framework.permissions import BasePermission, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from api.exceptions import Conflict
 from api.imports.serializers import (
     ExportJobSerializer,
     ExportRequestSerializer,
@@ -26,6 +27,17 @@ from api.imports.serializers import (
 )
 from tracker.history import is_moderator
 from tracker.models import ExportJob, ExportLayout, ImportJob
+from tracker.services.jobs import JobConflict, StorageUnavailable
+
+
+class StorageFull(APIException):
+    """The media folder cannot take the upload (full or read-only). 503, not 507: it is the
+    server's condition, it passes once space is freed, and clients know to retry a 503 after
+    Retry-After (DRF sends that header for an exception with `wait`)."""
+
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    default_code = "storage_unavailable"
+    wait = 600
 
 
 class IsModerator(BasePermission):
@@ -60,6 +72,8 @@ class ImportJobListView(ListAPIView):
             raise ApiValidationError(
                 exc.message_dict if hasattr(exc, "error_dict") else exc.messages
             ) from None
+        except StorageUnavailable as exc:
+            raise StorageFull(str(exc)) from None
         return Response(ImportJobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
 
 
@@ -69,6 +83,41 @@ class ImportJobDetailView(APIView):
     @extend_schema(responses=ImportJobSerializer)
     def get(self, request, pk: int):
         return Response(ImportJobSerializer(get_object_or_404(ImportJob, pk=pk)).data)
+
+
+def _job_action(action, serializer_class, **kwargs):
+    try:
+        job = action(**kwargs)
+    except JobConflict as exc:
+        raise Conflict(str(exc)) from None
+    return Response(serializer_class(job).data)
+
+
+class ImportJobCancelView(APIView):
+    """POST: cancel the job. A queued job is cancelled at once; a running one stops at its
+    next batch, and nothing of it is imported. 409 for a finished job."""
+
+    permission_classes = [IsModerator]
+
+    @extend_schema(request=None, responses={200: ImportJobSerializer, 409: OpenApiTypes.OBJECT})
+    def post(self, request, pk: int):
+        from tracker.services.imports import import_job_cancel
+
+        job = get_object_or_404(ImportJob, pk=pk)
+        return _job_action(import_job_cancel, ImportJobSerializer, job_id=job.pk, user=request.user)
+
+
+class ImportJobRetryView(APIView):
+    """POST: queue a failed or cancelled job again, from the start. 409 for any other."""
+
+    permission_classes = [IsModerator]
+
+    @extend_schema(request=None, responses={200: ImportJobSerializer, 409: OpenApiTypes.OBJECT})
+    def post(self, request, pk: int):
+        from tracker.services.imports import import_job_retry
+
+        job = get_object_or_404(ImportJob, pk=pk)
+        return _job_action(import_job_retry, ImportJobSerializer, job_id=job.pk, user=request.user)
 
 
 class ImportReportView(APIView):
@@ -164,3 +213,29 @@ class ExportJobFileView(APIView):
         return FileResponse(
             job.file.open("rb"), as_attachment=True, filename=f"events-{job.layout}-{job.pk}.csv"
         )
+
+
+class ExportJobCancelView(APIView):
+    """POST (the export's owner or a moderator): cancel it; 409 when it has finished."""
+
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(request=None, responses={200: ExportJobSerializer, 409: OpenApiTypes.OBJECT})
+    def post(self, request, pk: int):
+        from tracker.services.exports import export_job_cancel
+
+        job = _own_export(request, pk)
+        return _job_action(export_job_cancel, ExportJobSerializer, job_id=job.pk, user=request.user)
+
+
+class ExportJobRetryView(APIView):
+    """POST (the export's owner or a moderator): run a failed or cancelled export again."""
+
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(request=None, responses={200: ExportJobSerializer, 409: OpenApiTypes.OBJECT})
+    def post(self, request, pk: int):
+        from tracker.services.exports import export_job_retry
+
+        job = _own_export(request, pk)
+        return _job_action(export_job_retry, ExportJobSerializer, job_id=job.pk, user=request.user)

@@ -29,7 +29,7 @@
       })
       .then(function (job) {
         show(job);
-        if (job.status === "succeeded" || job.status === "failed") {
+        if (job.status === "succeeded" || job.status === "failed" || job.status === "cancelled") {
           window.location.reload();
         } else {
           window.setTimeout(poll, 1000);

@@ -10,11 +10,12 @@ from __future__ import annotations
 import csv
 import io
 import logging
+import secrets
 import tempfile
 from collections.abc import Iterator
 
 from django.core.files import File
-from django.db import transaction
+from django.db import DatabaseError, transaction
 from django.db.models import QuerySet
 from django.http import QueryDict
 from django.utils import timezone
@@ -23,6 +24,16 @@ from tracker import taxonomy
 from tracker.importers import acled
 from tracker.models import Event, ExportJob, ExportLayout, JobStatus
 from tracker.selectors import event_with_related
+from tracker.services.jobs import (
+    TAKEOVER_WAIT_SECONDS,
+    JobCancelled,
+    JobRun,
+    dispatch_job,
+    job_begin,
+    job_cancel,
+    job_end,
+    job_retry,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -164,35 +175,84 @@ def filtered_events(*, query: str) -> QuerySet[Event]:
 
 @transaction.atomic
 def export_job_create(*, layout: str, query: str, user) -> ExportJob:
-    job = ExportJob(layout=layout, query=query, created_by=user)
+    job = ExportJob(layout=layout, query=query, created_by=user, heartbeat_at=timezone.now())
     job.full_clean()
     job.save()
-    from tracker.tasks import export_job_run as task
-
-    transaction.on_commit(lambda: task.delay(job.pk))
+    dispatch_job(job)
     return job
 
 
+def export_job_cancel(*, job_id: int, user) -> ExportJob:
+    return job_cancel(model=ExportJob, job_id=job_id, user=user)
+
+
+def export_job_retry(*, job_id: int, user) -> ExportJob:
+    return job_retry(model=ExportJob, job_id=job_id, user=user)
+
+
+HEARTBEAT_ROWS = 2000
+
+
 def export_job_run(*, job_id: int) -> ExportJob:
-    """Write the export file. Idempotent: a finished job is returned as it is."""
-    with transaction.atomic():
-        job = ExportJob.objects.select_for_update().get(pk=job_id)
-        if job.status in (JobStatus.SUCCEEDED, JobStatus.FAILED):
+    """Write the export file. Idempotent: a finished job is returned as it is, and one that
+    another live worker runs is left to it. Any error fails the job with a message, and no
+    partial file is left in the storage."""
+    with JobRun(ExportJob, job_id) as run:
+        if not run.acquire(wait=TAKEOVER_WAIT_SECONDS):
+            return ExportJob.objects.get(pk=job_id)
+        job, go = job_begin(model=ExportJob, job_id=job_id)
+        if not go:
             return job
-        job.status = JobStatus.RUNNING
-        job.save(update_fields=["status"])
+        try:
+            return _export(job, run)
+        except JobCancelled:
+            return _export_end(
+                job, JobStatus.CANCELLED, "Cancelled while running; no file was written."
+            )
+        except OSError as exc:
+            logger.exception("Export job %s could not write its file", job.pk)
+            return _export_end(
+                job,
+                JobStatus.FAILED,
+                f"The file could not be written ({exc.strerror or exc}): the server's storage "
+                "may be full. Nothing was kept; retry later.",
+            )
+        except DatabaseError as exc:
+            logger.exception("Export job %s: the query failed", job.pk)
+            first_line = (str(exc).strip().splitlines() or ["no detail"])[0][:200]
+            return _export_end(
+                job,
+                JobStatus.FAILED,
+                f"The database could not run the export ({type(exc).__name__}: {first_line}); "
+                "nothing was written.",
+            )
+        except Exception:
+            logger.exception("Export job %s stopped", job.pk)
+            return _export_end(
+                job,
+                JobStatus.FAILED,
+                "The export stopped on an internal error; nothing was written. "
+                "The error is in the server log.",
+            )
+
+
+def _export_end(job: ExportJob, status: str, message: str) -> ExportJob:
+    job.rows_written = 0
+    job.file = None
+    job.save(update_fields=["rows_written", "file"])
+    return job_end(job, status=status, message=message)
+
+
+def _export(job: ExportJob, run: JobRun) -> ExportJob:
     try:
         events = filtered_events(query=job.query)
     except ValueError as exc:
-        job.status, job.message = JobStatus.FAILED, f"Invalid filters: {exc}"
-        job.finished_at = timezone.now()
-        job.save()
-        return job
+        return job_end(job, status=JobStatus.FAILED, message=f"Invalid filters: {exc}")
     buffer = io.StringIO()
     writer = csv.writer(buffer)
-    name = f"events-{job.layout}-{job.pk}.csv"
     count = -1  # the header is not an event
-    # Rows go to a temporary file on disk, then into the storage in one piece.
+    # Rows go to a temporary file on disk, then into the storage in one piece, under a name
+    # of this attempt only: a failed save can then delete exactly what it left behind.
     with tempfile.TemporaryFile("w+b") as tmp:
         for row in export_rows(events=events, layout=job.layout):
             writer.writerow(row)
@@ -200,10 +260,28 @@ def export_job_run(*, job_id: int) -> ExportJob:
             buffer.seek(0)
             buffer.truncate()
             count += 1
+            if count % HEARTBEAT_ROWS == 0 and run.beat():
+                raise JobCancelled
         tmp.seek(0)
-        job.file.save(name, File(tmp, name=name), save=False)
+        name = f"events-{job.layout}-{job.pk}-{secrets.token_hex(4)}.csv"
+        target = job.file.field.generate_filename(job, name)
+        try:
+            job.file.save(name, File(tmp, name=name), save=False)
+        except BaseException:
+            _discard(job.file.storage, target)
+            raise
     job.rows_written = max(count, 0)
-    job.status = JobStatus.SUCCEEDED
-    job.finished_at = timezone.now()
-    job.save()
-    return job
+    try:
+        job.save(update_fields=["rows_written", "file"])
+    except BaseException:
+        _discard(job.file.storage, job.file.name)
+        raise
+    return job_end(job, status=JobStatus.SUCCEEDED, message="")
+
+
+def _discard(storage, name: str) -> None:
+    try:
+        if name and storage.exists(name):
+            storage.delete(name)
+    except OSError:
+        logger.exception("Could not delete the partial file %s", name)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import logging
+import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from types import SimpleNamespace
@@ -43,10 +44,24 @@ from tracker.models import (
     Organization,
     Source,
 )
+from tracker.services.jobs import (
+    TAKEOVER_WAIT_SECONDS,
+    JobCancelled,
+    JobRun,
+    StorageUnavailable,
+    dispatch_job,
+    job_begin,
+    job_cancel,
+    job_retry,
+)
 
 logger = logging.getLogger(__name__)
 
 BATCH_SIZE = 2000
+COUNT_FIELDS = [
+    "rows_total", "rows_done", "rows_created", "rows_updated", "rows_unchanged",
+    "rows_skipped", "rows_failed",
+]  # fmt: skip
 EVENT_FIELD_NAMES = [f.name for f in Event._meta.concrete_fields]
 ProgressCallback = Callable[[int, int], None]
 
@@ -87,33 +102,69 @@ def import_job_progress(*, job: ImportJob) -> tuple[int, int]:
 def import_job_create(
     *, file: File, format: str, publish: bool, user, dispatch: bool = True
 ) -> ImportJob:
-    """Store an uploaded file as a queued job; the worker picks it up once this commits."""
+    """Store an uploaded file as a queued job; the worker picks it up once this commits.
+
+    The file is stored under a random name (the uploader's name is kept in the job only, and
+    never shown publicly). A media folder that is full or not writable raises
+    StorageUnavailable, with nothing left behind: no partial file and no job row."""
     if not is_moderator(user):
         raise PermissionDenied("Only moderators can import events.")
     importer_for(format)
     name = Path(getattr(file, "name", "") or "upload").name
     job = ImportJob(format=format, publish=publish, created_by=user, original_name=name[:255])
-    job.file.save(name, file, save=False)
-    job.full_clean()
-    job.save()
+    stored = f"{uuid.uuid4().hex}{Path(name).suffix.lower()[:10]}"
+    target = job.file.field.generate_filename(job, stored)
+    try:
+        job.file.save(stored, file, save=False)
+    except OSError as exc:
+        _discard(job.file.storage, target)
+        logger.error("Import upload not stored (%s): %s", target, exc)
+        raise StorageUnavailable(
+            "The upload could not be stored: the server's media folder is full or not "
+            "writable. Nothing was saved; try again later or tell the administrator."
+        ) from exc
+    try:
+        job.heartbeat_at = timezone.now()  # for a queued job: when it was queued
+        job.full_clean()
+        job.save()
+    except BaseException:
+        _discard(job.file.storage, job.file.name)
+        raise
     if dispatch:
-        from tracker.tasks import import_job_run as task
-
-        transaction.on_commit(lambda: task.delay(job.pk))
+        dispatch_job(job)
     return job
 
 
-def import_job_run(*, job_id: int, progress: ProgressCallback | None = None) -> ImportJob:
-    """Run a queued job. Idempotent: a finished job is returned untouched, and a job that
-    died half-way is run again from the start (its writes were rolled back with it)."""
-    with transaction.atomic():
-        job = ImportJob.objects.select_for_update().get(pk=job_id)
-        if job.is_finished:
-            return job
-        job.status = JobStatus.RUNNING
-        job.started_at = timezone.now()
-        job.save(update_fields=["status", "started_at"])
+def _discard(storage, name: str) -> None:
+    try:
+        if name and storage.exists(name):
+            storage.delete(name)
+    except OSError:
+        logger.exception("Could not delete the partial file %s", name)
 
+
+def import_job_cancel(*, job_id: int, user) -> ImportJob:
+    return job_cancel(model=ImportJob, job_id=job_id, user=user)
+
+
+def import_job_retry(*, job_id: int, user) -> ImportJob:
+    return job_retry(model=ImportJob, job_id=job_id, user=user)
+
+
+def import_job_run(*, job_id: int, progress: ProgressCallback | None = None) -> ImportJob:
+    """Run a queued job. Idempotent: a finished job is returned untouched, a job that another
+    live worker runs is left to it, and a job whose worker died half-way is run again from
+    the start (its writes were rolled back with it)."""
+    with JobRun(ImportJob, job_id) as run:
+        if not run.acquire(wait=TAKEOVER_WAIT_SECONDS):
+            return ImportJob.objects.get(pk=job_id)
+        job, go = job_begin(model=ImportJob, job_id=job_id)
+        if not go:
+            return job
+        return _import(job, run, progress)
+
+
+def _import(job: ImportJob, run: JobRun, progress: ProgressCallback | None) -> ImportJob:
     importer = importer_for(job.format)
     try:
         with job.file.open("rb") as fh:
@@ -129,6 +180,8 @@ def import_job_run(*, job_id: int, progress: ProgressCallback | None = None) -> 
         with transaction.atomic():
             writer = ImportWriter(job=job)
             for batch in _parsed_batches(job, importer, Gazetteer()):
+                if run.beat():
+                    raise JobCancelled
                 writer.write(batch)
                 _report_progress(job, writer.rows_done, progress)
             writer.store_counts()
@@ -136,9 +189,15 @@ def import_job_run(*, job_id: int, progress: ProgressCallback | None = None) -> 
             return _finish(job, status=JobStatus.SUCCEEDED, message=writer.summary())
     except FileRejected as exc:
         return _finish(job, status=JobStatus.FAILED, message=str(exc))
+    except JobCancelled:
+        return _finish(
+            job,
+            status=JobStatus.CANCELLED,
+            message="Cancelled while running; nothing was imported.",
+            reset=True,
+        )
     except Exception:
         logger.exception("Import job %s stopped", job.pk)
-        job.refresh_from_db()
         return _finish(
             job,
             status=JobStatus.FAILED,
@@ -186,7 +245,8 @@ def _finish(job: ImportJob, *, status: str, message: str, reset: bool = False) -
     job.status = status
     job.message = message
     job.finished_at = timezone.now()
-    job.save()
+    # Not the whole row: cancel_requested belongs to the moderator, who may set it meanwhile.
+    job.save(update_fields=[*COUNT_FIELDS, "status", "message", "finished_at"])
     cache.delete(_progress_key(job.pk))
     return job
 
@@ -267,7 +327,8 @@ class ImportWriter:
     def __init__(self, *, job: ImportJob):
         self.job = job
         self.actor = history_actor(job.created_by)
-        self.reason = f"import job {job.pk} ({job.format}: {job.original_name})"[:200]
+        # Public on the event's history page: the job and the format, never the file's name.
+        self.reason = f"import job {job.pk} ({job.format})"
         self.status = Event.Status.PUBLISHED if job.publish else Event.Status.PENDING
         self.seen: dict[str, int] = {}
         self.organizations = {o.name.lower(): o for o in Organization.objects.all()}
@@ -511,7 +572,10 @@ class ImportWriter:
     def _update(self, items: list[tuple[int, Record, ExternalId]], issues: list) -> None:
         if not items:
             return
-        events = Event.objects.in_bulk([ext.event_id for _, _, ext in items])
+        # Locked, so that an edit made meanwhile waits for the import (and the other way round)
+        # and the version raised below is the stored one plus one: an If-Match check made
+        # with the version read before the import then sees the change.
+        events = Event.objects.select_for_update().in_bulk([ext.event_id for _, _, ext in items])
         now = timezone.now()
         changed: list[tuple[Event, Record, ExternalId]] = []
         for number, record, ext in items:
@@ -522,6 +586,7 @@ class ImportWriter:
             if not self._validate(number, record, event, issues):
                 continue
             event.updated_at = now
+            event.version += 1
             ext.version = record.version[:40]
             ext.fingerprint = record.fingerprint
             changed.append((event, record, ext))
@@ -529,7 +594,7 @@ class ImportWriter:
             return
         # The city fills country, region and point when the file leaves them out.
         fields = {name for _, record, _ in changed for name in record.fields}
-        fields |= {"auto_coded", "updated_at", "country", "admin1", "location"}
+        fields |= {"auto_coded", "updated_at", "version", "country", "admin1", "location"}
         fields |= {"geo_precision", "status"}
         updated = [event for event, _, _ in changed]
         Event.objects.bulk_update(updated, sorted(fields), batch_size=500)
