@@ -1,7 +1,10 @@
 from django import forms
 from django.contrib import admin
+from django.contrib.auth import get_user_model
+from django.contrib.auth.admin import UserAdmin
 from django.contrib.gis.admin import GISModelAdmin
 from django.db.models.functions import ExtractYear
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 from simple_history.admin import SimpleHistoryAdmin
 
@@ -19,6 +22,31 @@ from tracker.models import (
     Source,
 )
 from tracker.widgets import OfflineOSMWidget
+
+# Every spelling by which a lookup can reach who submitted an event: the field, its column
+# and the reverse relation from the user. A path through any of them (submitted_by__email,
+# sources__event__submitted_by, submitted_events__title ...) is refused.
+SUBMITTER_PATH_PARTS = frozenset({"submitted_by", "submitted_by_id", "submitted_events"})
+
+
+def reaches_submitter(lookup: str) -> bool:
+    return any(part in SUBMITTER_PATH_PARTS for part in lookup.split("__"))
+
+
+class SubmitterPrivacyMixin:
+    """No admin filter or ordering of any model may go through the submitter: the list it
+    gave would say who reported what. A refused lookup gets the admin's own 400."""
+
+    def lookup_allowed(self, lookup, value, request=None):
+        if reaches_submitter(lookup):
+            return False
+        return super().lookup_allowed(lookup, value, request)
+
+    def get_search_fields(self, request):
+        return [f for f in super().get_search_fields(request) if not reaches_submitter(f)]
+
+    def get_ordering(self, request):
+        return [f for f in super().get_ordering(request) or () if not reaches_submitter(f)]
 
 
 class YearFilter(admin.SimpleListFilter):
@@ -79,8 +107,70 @@ class ExternalIdInline(admin.TabularInline):
     fields = ["scheme", "value"]
 
 
+class EventAdminForm(forms.ModelForm):
+    """The admin's event form carries the version it was read at: a save over a change made
+    since (by another moderator, the API, an import) is refused, never a silent revert."""
+
+    expected_version = forms.IntegerField(widget=forms.HiddenInput, min_value=1)
+
+    class Meta:
+        model = Event
+        # The admin builds the form from its fieldsets (which leave the submitter out).
+        exclude = ["submitted_by"]  # noqa: DJ006
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.instance.pk:
+            # The stored version, not the instance's: the history view's "revert" form is
+            # built on an old copy of the event, and reverting is a change of the current one.
+            stored = Event.objects.filter(pk=self.instance.pk).values_list("version", flat=True)
+            self.fields["expected_version"].initial = stored.first()
+        else:
+            self.fields["expected_version"].initial = 1
+        self.stored_version: int | None = None
+
+    def clean(self):
+        cleaned = super().clean()
+        if not self.instance.pk or "expected_version" not in cleaned:
+            return cleaned
+        # The admin runs the whole change view in one transaction, so this lock is held
+        # until the row is saved: a second moderator's save waits, then sees the new version.
+        stored = Event.objects.select_for_update().filter(pk=self.instance.pk).first()
+        if stored is None:
+            raise forms.ValidationError(gettext("This event was deleted meanwhile."))
+        self.stored_version = stored.version
+        if cleaned["expected_version"] != stored.version:
+            changed = [
+                f"{self.fields[name].label}: {_stored_value(stored, name)}"
+                for name in self.changed_data
+                if name in self.fields and name != "expected_version"
+            ]
+            # Re-shown with the stored version: saving again, after reading the stored values,
+            # replaces them knowingly.
+            data = self.data.copy()
+            data[self.add_prefix("expected_version")] = str(stored.version)
+            self.data = data
+            message = gettext(
+                "Someone else changed this event while you were editing it (it is now "
+                "version %(version)s); your changes were not saved. Where your form differs, "
+                "the stored values are: %(values)s. Save again to replace them with yours."
+            ) % {"version": stored.version, "values": "; ".join(changed) or "-"}
+            raise forms.ValidationError(message, code="stale")
+        return cleaned
+
+
+def _stored_value(event: Event, name: str) -> str:
+    value = getattr(event, name, "")
+    if hasattr(value, "all"):
+        value = ", ".join(str(v) for v in value.all())
+    elif isinstance(value, list):
+        value = ", ".join(value)
+    return "-" if value in (None, "") else str(value)
+
+
 @admin.register(Event)
-class EventAdmin(SimpleHistoryAdmin, GISModelAdmin):
+class EventAdmin(SubmitterPrivacyMixin, SimpleHistoryAdmin, GISModelAdmin):
+    form = EventAdminForm
     gis_widget = OfflineOSMWidget
     gis_widget_kwargs = {"attrs": {"default_lon": 68, "default_lat": 48, "default_zoom": 4}}
     list_display = [
@@ -120,7 +210,7 @@ class EventAdmin(SimpleHistoryAdmin, GISModelAdmin):
     readonly_fields = ["reviewed_by", "reviewed_at", "created_at", "updated_at"]
     history_list_display = ["status"]
     fieldsets = [
-        (None, {"fields": ["title", "description", "status", "is_generated"]}),
+        (None, {"fields": ["title", "description", "status", "is_generated", "expected_version"]}),
         (_("When"), {"fields": [("date", "end_date", "date_precision")]}),
         (
             _("Where"),
@@ -169,6 +259,8 @@ class EventAdmin(SimpleHistoryAdmin, GISModelAdmin):
 
     def save_model(self, request, obj, form, change):
         obj._history_user = history_actor(request.user)
+        if change and form.stored_version is not None:
+            obj.version = form.stored_version + 1
         super().save_model(request, obj, form, change)
 
 
@@ -179,7 +271,7 @@ class CityNameInline(admin.TabularInline):
 
 
 @admin.register(City)
-class CityAdmin(GISModelAdmin):
+class CityAdmin(SubmitterPrivacyMixin, GISModelAdmin):
     gis_widget = OfflineOSMWidget
     list_display = ["name", "name_ru", "name_kk", "country", "admin1", "population"]
     list_filter = ["country"]
@@ -188,7 +280,7 @@ class CityAdmin(GISModelAdmin):
 
 
 @admin.register(Organization)
-class OrganizationAdmin(SimpleHistoryAdmin):
+class OrganizationAdmin(SubmitterPrivacyMixin, SimpleHistoryAdmin):
     list_display = ["name", "name_ru"]
     search_fields = ["name", "name_ru"]
 
@@ -203,7 +295,7 @@ class ImportIssueInline(admin.TabularInline):
 
 
 @admin.register(ImportJob)
-class ImportJobAdmin(admin.ModelAdmin):
+class ImportJobAdmin(SubmitterPrivacyMixin, admin.ModelAdmin):
     list_display = ["id", "original_name", "format", "status", "publish", "message", "created_at"]
     list_filter = ["status", "format", "publish"]
     readonly_fields = [
@@ -218,7 +310,7 @@ class ImportJobAdmin(admin.ModelAdmin):
 
 
 @admin.register(ExportJob)
-class ExportJobAdmin(admin.ModelAdmin):
+class ExportJobAdmin(SubmitterPrivacyMixin, admin.ModelAdmin):
     list_display = ["id", "layout", "query", "status", "rows_written", "created_at"]
     list_filter = ["status", "layout"]
     readonly_fields = ["layout", "query", "status", "message", "file", "rows_written",
@@ -226,3 +318,39 @@ class ExportJobAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request):
         return False
+
+
+User = get_user_model()
+
+
+class PrivateUserAdmin(SubmitterPrivacyMixin, UserAdmin):
+    """Django's user admin without the way back from an event to its submitter: the stock
+    one lets ?submitted_events=<event id> (a reverse relation passes as a local field) show
+    who reported it. Lookups through any relation to events are refused."""
+
+    def lookup_allowed(self, lookup, value, request=None):
+        if lookup.split("__", 1)[0] in ("reviewed_events", "logentry"):
+            return False
+        return super().lookup_allowed(lookup, value, request)
+
+
+if admin.site.is_registered(User):
+    admin.site.unregister(User)
+admin.site.register(User, PrivateUserAdmin)
+
+
+def _guard_other_admins() -> None:
+    """The same refusal for the admins of other apps (groups, tokens, axes ...), whose
+    default lookup_allowed passes a reverse relation such as user__submitted_events."""
+    for model_admin in admin.site._registry.values():
+        if isinstance(model_admin, SubmitterPrivacyMixin):
+            continue
+        allowed = model_admin.lookup_allowed
+
+        def guarded(lookup, value, request=None, _allowed=allowed):
+            return not reaches_submitter(lookup) and _allowed(lookup, value, request)
+
+        model_admin.lookup_allowed = guarded
+
+
+_guard_other_admins()

@@ -262,3 +262,16 @@ def event_rows(*, ids: list[int]) -> list[dict]:
         columns = [column.name for column in cursor.description]
         by_id = {row[0]: dict(zip(columns, row, strict=True)) for row in cursor.fetchall()}
     return [by_id[pk] for pk in ids if pk in by_id]
+
+
+def submitter_accepted_count(*, event: Event) -> int | None:
+    """How many other events the submitter of `event` had published: the trust signal a
+    moderator sees instead of an identity. None when nobody submitted it (an import)."""
+    if event.submitted_by_id is None:
+        return None
+    return (
+        Event.objects.published()
+        .filter(submitted_by_id=event.submitted_by_id)
+        .exclude(pk=event.pk)
+        .count()
+    )

@@ -3,6 +3,7 @@ environment variable (or a line in .env, which `make` writes for the local set-u
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import environ
@@ -60,6 +61,7 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "simple_history",
     "csp",
+    "axes",
     "tracker",
     "api",
 ]
@@ -76,6 +78,9 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
     "simple_history.middleware.HistoryRequestMiddleware",
+    # Last, as django-axes requires: it turns a lockout flagged by authenticate() into the
+    # lockout response.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "tracker.urls"
@@ -132,6 +137,38 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+# Login throttling (django-axes): one policy for the page login, the admin login and the API
+# token endpoint, since all three go through django.contrib.auth.authenticate(request=...).
+# An account is locked after AXES_FAILURE_LIMIT failures from anywhere, and an address after
+# as many failures for any accounts; both for AXES_COOLOFF_MINUTES. Attempts are kept in
+# PostgreSQL (the database handler), so login keeps working and stays throttled when Redis
+# is down.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_ENABLED = env.bool("AXES_ENABLED", default=True)
+AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(minutes=env.int("AXES_COOLOFF_MINUTES", default=15))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "tracker.lockout.lockout_response"
+AXES_HTTP_RESPONSE_CODE = 429
+# Who logged in from where is not kept (no AccessLog rows) and not logged: that record would
+# tie a contributor to an address. Failed attempts are kept only until the cool-off ends.
+AXES_DISABLE_ACCESS_LOG = True
+AXES_ENABLE_ACCESS_FAILURE_LOG = False
+AXES_VERBOSE = False
+AXES_SENSITIVE_PARAMETERS = ["username", "ip_address"]
+# The client address as the API throttles see it (API_NUM_PROXIES): behind proxies, the one
+# they appended to X-Forwarded-For; without, REMOTE_ADDR (the header is then forgeable).
+AXES_CLIENT_IP_CALLABLE = "tracker.lockout.client_address"
+
+# Password reset mails: printed to the console in development; tests use Django's locmem
+# outbox whatever this says.
+EMAIL_BACKEND = env("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
+DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="tracker@localhost")
+
 LOGIN_URL = "/accounts/login/"
 LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "/"

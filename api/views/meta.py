@@ -6,7 +6,7 @@ from django.contrib.auth import authenticate
 from django.utils import translation
 from drf_spectacular.utils import extend_schema
 from rest_framework.authtoken.models import Token
-from rest_framework.exceptions import ValidationError
+from rest_framework.exceptions import Throttled, ValidationError
 from rest_framework.generics import get_object_or_404
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
@@ -24,6 +24,7 @@ from api.serializers.meta import (
     TokenResponseSerializer,
 )
 from tracker import taxonomy
+from tracker.lockout import cool_off_seconds, lockout_message
 from tracker.models import City
 from tracker.selectors import city_list
 
@@ -112,10 +113,20 @@ class CityDetailView(APIView):
         return Response(CitySerializer(city, context={"language": language}).data)
 
 
+class LockedOut(Throttled):
+    default_code = "locked_out"
+
+    def __init__(self, wait: int):
+        super().__init__(wait=wait, detail=lockout_message(wait))
+
+
 class TokenView(APIView):
     """Exchange a username and password for the API token of that account.
 
-    Send it as `Authorization: Token <token>`. Throttled hard against password guessing.
+    Send it as `Authorization: Token <token>`. Throttled hard against password guessing:
+    the API's rate limit, and the login lockout of the whole site (too many failures for
+    one account or from one address answer 429 with Retry-After, even for the right
+    password, until the cool-off has passed).
     """
 
     permission_classes = [AllowAny]
@@ -133,6 +144,10 @@ class TokenView(APIView):
             username=serializer.validated_data["username"],
             password=serializer.validated_data["password"],
         )
+        if getattr(request._request, "axes_locked_out", False):
+            # The login lockout (django-axes), shared with the page and admin logins: even
+            # the right password is refused until the cool-off has passed.
+            raise LockedOut(wait=cool_off_seconds())
         if user is None or not user.is_active:
             # 400, as DRF's own token view answers: 401 would need a WWW-Authenticate
             # challenge, and this endpoint is where a client gets its credentials.

@@ -6,6 +6,7 @@ import io
 
 import pytest
 from django.core.management import call_command
+from django.test import override_settings
 
 from tracker.models import Event
 
@@ -289,6 +290,9 @@ def test_wrong_password_gets_400(api, contributor):
     assert response.json()["detail"] == "Invalid input: Wrong username or password."
 
 
+# The rate limit alone, with the login lockout (which answers after fewer failures) off:
+# both guard the endpoint, tests/reliability/test_login_throttle.py covers the lockout.
+@override_settings(AXES_ENABLED=False)
 def test_token_endpoint_is_throttled_in_redis(api, contributor):
     codes = [
         api.post(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django import template
 
-from tracker import taxonomy
+from tracker import selectors, taxonomy
 
 register = template.Library()
 
@@ -26,3 +26,9 @@ def term_labels(slugs) -> str:
 @register.filter
 def city_label(city) -> str:
     return city.label() if city is not None else ""
+
+
+@register.inclusion_tag("tracker/_trust.html")
+def trust_signal(event) -> dict:
+    """For moderators: how far the submitter is trusted, never who they are."""
+    return {"accepted": selectors.submitter_accepted_count(event=event)}
