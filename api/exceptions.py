@@ -41,6 +41,22 @@ def _flatten(errors, prefix: str = "") -> list[str]:
     return lines
 
 
+class PreconditionFailed(exceptions.APIException):
+    """If-Match names a version of the resource that is no longer the stored one."""
+
+    status_code = status.HTTP_412_PRECONDITION_FAILED
+    default_detail = "The resource has changed since you read it. Read it again."
+    default_code = "precondition_failed"
+
+
+class Conflict(exceptions.APIException):
+    """The request contradicts the stored state (an event another moderator reviewed)."""
+
+    status_code = status.HTTP_409_CONFLICT
+    default_detail = "The request conflicts with the current state of the resource."
+    default_code = "conflict"
+
+
 def api_exception_handler(exc, context):
     if isinstance(exc, Http404):
         exc = exceptions.NotFound(str(exc) or None)

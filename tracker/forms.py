@@ -78,8 +78,17 @@ class EventFilterForm(forms.Form):
         return data
 
 
+def _version_field() -> forms.IntegerField:
+    # The version of the event the page showed: a save on a row changed since is refused
+    # (the conflict page) instead of silently undoing the other change. Optional, so a
+    # form without it (a new submission, a script) still saves, like a PATCH without If-Match.
+    return forms.IntegerField(required=False, min_value=1, widget=forms.HiddenInput)
+
+
 class EventForm(forms.Form):
     """A contributor's submission, or a moderator's edit of one."""
+
+    version = _version_field()
 
     title = forms.CharField(label=_("Title"), max_length=300)
     description = forms.CharField(
@@ -236,7 +245,12 @@ class EventForm(forms.Form):
             "participants_low": event.participants_low,
             "participants_high": event.participants_high,
             "organizers": "; ".join(o.name for o in event.organizers.all()),
+            "version": event.version,
         }
+
+    def expected_versions(self) -> set[int] | None:
+        version = self.cleaned_data.get("version")
+        return None if version is None else {version}
 
     def add_service_errors(self, error: ValidationError) -> None:
         """Put a service's ValidationError next to the matching fields."""
@@ -250,6 +264,64 @@ class EventForm(forms.Form):
                 target = None
             for item in errors:
                 self.add_error(target, item.messages)
+
+
+def _shown(value) -> str:
+    """A value as the conflict page shows it; "—" for nothing."""
+    if value is None or value == "" or value == []:
+        return "—"
+    if isinstance(value, list | tuple):
+        return "; ".join(str(item) for item in value)
+    if isinstance(value, float):
+        return f"{value:.5f}"
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    return str(value)
+
+
+def _source_lines(sources) -> list[str]:
+    return sorted(
+        " — ".join(part for part in (s.get("url"), s.get("title")) if part) for s in sources
+    )
+
+
+def event_form_differences(
+    form: EventForm, sources: list[dict[str, Any]], current: Event
+) -> list[dict[str, str]]:
+    """Each field where what a moderator submitted differs from what is stored now: the
+    rows of the conflict page (label, submitted value, stored value)."""
+    stored = EventForm.initial_from(current)
+    submitted = dict(form.cleaned_data)
+    city = submitted.get("city")
+    submitted["city_name"] = city.name if city is not None else ""
+    submitted["organizers"] = form.organizer_names()
+    stored["organizers"] = [o.name for o in current.organizers.all()]
+    labels = {
+        "date_precision": dict(Event.DatePrecision.choices),
+        "grievances": {t.slug: t.label() for t in taxonomy.GRIEVANCES},
+        "police_responses": {t.slug: t.label() for t in taxonomy.POLICE_RESPONSES},
+    }
+    rows = []
+    for name, field in form.fields.items():
+        if name == "version":
+            continue
+        values = []
+        for value in (submitted.get(name), stored.get(name)):
+            if name in labels:
+                names = labels[name]
+                value = (
+                    sorted(str(names.get(v, v)) for v in value)
+                    if isinstance(value, list)
+                    else (str(names.get(value, value)) if value else value)
+                )
+            values.append(_shown(value))
+        if values[0] != values[1]:
+            rows.append({"label": str(field.label), "yours": values[0], "stored": values[1]})
+    yours = _source_lines(sources)
+    now = _source_lines({"url": s.url, "title": s.title} for s in current.sources.all())
+    if yours != now:
+        rows.append({"label": str(_("Sources")), "yours": _shown(yours), "stored": _shown(now)})
+    return rows
 
 
 class SourceForm(forms.Form):
@@ -290,6 +362,7 @@ SourceFormSet = forms.formset_factory(SourceForm, formset=BaseSourceFormSet, ext
 
 
 class ReviewForm(forms.Form):
+    version = _version_field()
     decision = forms.ChoiceField(
         label=_("Decision"),
         choices=[("publish", _("Publish")), ("reject", _("Reject"))],
@@ -301,6 +374,10 @@ class ReviewForm(forms.Form):
         widget=forms.Textarea(attrs={"rows": 3}),
         help_text=_("Required when rejecting: say why."),
     )
+
+    def expected_versions(self) -> set[int] | None:
+        version = self.cleaned_data.get("version")
+        return None if version is None else {version}
 
     def clean(self):
         data = super().clean()

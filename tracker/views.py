@@ -5,7 +5,6 @@ tracker.selectors, writes go through tracker.services.events."""
 
 from __future__ import annotations
 
-import csv
 from typing import Any
 
 from django.conf import settings
@@ -15,17 +14,30 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils import formats, timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_safe
 
-from tracker import page_selectors, taxonomy
-from tracker.forms import EventFilterForm, EventForm, ReviewForm, SourceFormSet
+from tracker import csv_safety, page_selectors, taxonomy
+from tracker.forms import (
+    EventFilterForm,
+    EventForm,
+    ReviewForm,
+    SourceFormSet,
+    event_form_differences,
+)
 from tracker.health import health_report
 from tracker.history import is_moderator
 from tracker.models import Event
 from tracker.selectors import city_search
-from tracker.services.events import event_create, event_review, event_update
+from tracker.services.events import (
+    EventAlreadyReviewed,
+    EventChanged,
+    event_create,
+    event_review,
+    event_update,
+)
 
 
 @never_cache
@@ -174,7 +186,7 @@ def dashboard_csv(request, chart: str):
     tables = _dashboard_tables(_filters(form))
     response = HttpResponse(content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="protest-events-{chart}.csv"'
-    writer = csv.writer(response)
+    writer = csv_safety.writer(response)
     if chart == "totals":
         keys = [
             "year",
@@ -247,7 +259,9 @@ def city_suggestions(request):
 
 
 def _save_event(request, form: EventForm, sources: SourceFormSet, event: Event | None):
-    """Create (or update) through the services; their errors go next to the fields."""
+    """Create (or update) through the services; their errors go next to the fields.
+
+    An update of an event changed since the form was shown raises EventChanged."""
     try:
         if event is None:
             return event_create(
@@ -264,6 +278,7 @@ def _save_event(request, form: EventForm, sources: SourceFormSet, event: Event |
             sources=sources.sources(),
             organizers=form.organizer_names(),
             reason="edited in review",
+            expected_versions=form.expected_versions(),
         )
     except ValidationError as error:
         form.add_service_errors(error)
@@ -314,47 +329,105 @@ def review_queue(request):
     return render(request, "tracker/review_queue.html", {"events": page_selectors.review_queue()})
 
 
+def _event_or_404(pk: int) -> Event:
+    try:
+        return page_selectors.event_with_sources(pk=pk)
+    except Event.DoesNotExist:
+        raise Http404(_("No such event.")) from None
+
+
+def _already_reviewed_message(event: Event) -> str:
+    """What a moderator reads when another one decided first; it names nobody."""
+    when = (
+        formats.date_format(timezone.localtime(event.reviewed_at), "Y-m-d H:i T")
+        if event.reviewed_at
+        else ""
+    )
+    if event.status == Event.Status.PUBLISHED:
+        text = _("This submission was already published by a moderator at %(time)s.")
+    elif event.status == Event.Status.REJECTED:
+        text = _("This submission was already rejected by a moderator at %(time)s.")
+    else:
+        text = _("Only pending submissions are reviewed; this one is %(status)s.")
+    return (
+        text % {"time": when, "status": event.get_status_display()}
+        + " "
+        + _("Your decision was not recorded.")
+    )
+
+
 @login_required
 @require_http_methods(["GET", "POST"])
 def review_event(request, pk: int):
     _moderator_required(request)
-    try:
-        event = page_selectors.event_with_sources(pk=pk)
-    except Event.DoesNotExist:
-        raise Http404(_("No such event.")) from None
-    form = ReviewForm(request.POST or None)
+    event = _event_or_404(pk)
+    form = ReviewForm(request.POST or None, initial={"version": event.version})
+    conflict = None
     if request.method == "POST" and form.is_valid():
-        if event.status != Event.Status.PENDING:
-            form.add_error(None, _("This submission was already reviewed."))
+        try:
+            event_review(
+                event=event,
+                moderator=request.user,
+                decision=form.cleaned_data["decision"],
+                note=form.cleaned_data["note"] or "",
+                expected_versions=form.expected_versions(),
+            )
+        except EventAlreadyReviewed as reviewed:
+            conflict = _already_reviewed_message(reviewed.current)
+        except EventChanged:
+            conflict = _(
+                "This submission was changed while you were reading it. Check it again below, "
+                "then record your decision."
+            )
+        except Event.DoesNotExist:
+            raise Http404(_("No such event.")) from None
+        except ValidationError as error:
+            for field, errors in getattr(error, "error_dict", {None: [error]}).items():
+                for item in errors:
+                    form.add_error(field if field in form.fields else None, item.messages)
         else:
-            try:
-                event_review(
-                    event=event,
-                    moderator=request.user,
-                    decision=form.cleaned_data["decision"],
-                    note=form.cleaned_data["note"] or "",
-                )
-            except ValidationError as error:
-                for field, errors in getattr(error, "error_dict", {None: [error]}).items():
-                    for item in errors:
-                        form.add_error(field if field in form.fields else None, item.messages)
+            if form.cleaned_data["decision"] == "publish":
+                messages.success(request, _("Published: %(title)s") % {"title": event.title})
             else:
-                if event.status == Event.Status.PUBLISHED:
-                    messages.success(request, _("Published: %(title)s") % {"title": event.title})
-                else:
-                    messages.success(request, _("Rejected: %(title)s") % {"title": event.title})
-                return redirect("review-queue")
+                messages.success(request, _("Rejected: %(title)s") % {"title": event.title})
+            return redirect("review-queue")
+    if conflict:
+        # Show the event as it is now, with a form for its current version.
+        event = _event_or_404(pk)
+        form = ReviewForm(initial={"version": event.version})
     return render(
         request,
         "tracker/review_event.html",
         {
             "event": event,
             "form": form,
+            "conflict": conflict,
             "grievances": [taxonomy.term(s).label() for s in event.grievances],
             "police_responses": [taxonomy.term(s).label() for s in event.police_responses],
             "duplicates": page_selectors.likely_duplicates(event=event),
         },
-        status=400 if request.method == "POST" else 200,
+        status=409 if conflict else 400 if request.method == "POST" else 200,
+    )
+
+
+def _edit_conflict(request, form: EventForm, sources: SourceFormSet, pk: int):
+    """Nothing was saved: the moderator's values next to the stored ones, and a way to
+    apply theirs over the current version."""
+    current = _event_or_404(pk)
+    resubmit = [
+        (name, values)
+        for name, values in request.POST.lists()
+        if name not in ("csrfmiddlewaretoken", "version")
+    ]
+    return render(
+        request,
+        "tracker/conflict.html",
+        {
+            "event": current,
+            "differences": event_form_differences(form, sources.sources(), current),
+            "resubmit": resubmit,
+        },
+        status=409,
     )
 
 
@@ -362,18 +435,22 @@ def review_event(request, pk: int):
 @require_http_methods(["GET", "POST"])
 def review_edit(request, pk: int):
     _moderator_required(request)
-    try:
-        event = page_selectors.event_with_sources(pk=pk)
-    except Event.DoesNotExist:
-        raise Http404(_("No such event.")) from None
+    event = _event_or_404(pk)
     if request.method == "POST":
         form = EventForm(request.POST)
         sources = SourceFormSet(request.POST, prefix="sources")
         # Both validated (no short-circuit), so every error shows at once.
         valid = form.is_valid() & sources.is_valid()
-        if valid and _save_event(request, form, sources, event) is not None:
-            messages.success(request, _("Saved: %(title)s") % {"title": event.title})
-            return redirect("review-event", pk=event.pk)
+        if valid:
+            try:
+                saved = _save_event(request, form, sources, event)
+            except EventChanged:
+                return _edit_conflict(request, form, sources, pk)
+            except Event.DoesNotExist:
+                raise Http404(_("No such event.")) from None
+            if saved is not None:
+                messages.success(request, _("Saved: %(title)s") % {"title": saved.title})
+                return redirect("review-event", pk=event.pk)
     else:
         form = EventForm(initial=EventForm.initial_from(event))
         sources = SourceFormSet(

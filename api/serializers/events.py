@@ -316,3 +316,10 @@ def event_row_feature(row: dict) -> dict:
     lon, lat = properties.pop("longitude"), properties.pop("latitude")
     geometry = {"type": "Point", "coordinates": [lon, lat]} if lon is not None else None
     return {"type": "Feature", "id": row["id"], "geometry": geometry, "properties": properties}
+
+
+class EventConflictErrorSerializer(serializers.Serializer):
+    """The error body of a refused write (412 stale If-Match, 409 already reviewed)."""
+
+    detail = serializers.CharField(help_text="What happened and what to do: read it again.")
+    code = serializers.CharField(help_text="precondition_failed (412) or already_reviewed (409).")

@@ -3,28 +3,32 @@
 from __future__ import annotations
 
 import csv
+import re
 from collections.abc import Iterator
 
 from django.db.models.functions import Coalesce
 from django.http import StreamingHttpResponse
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import ValidationError
+from rest_framework.exceptions import NotFound, ParseError, ValidationError
 from rest_framework.filters import OrderingFilter
 from rest_framework.generics import ListAPIView
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 
+from api.exceptions import Conflict, PreconditionFailed
 from api.filters import EventFilterSet
 from api.pagination import EventCursorPagination
 from api.parsers import LimitedJSONParser
 from api.permissions import CanReadHistory, EventAccess, IsModerator
 from api.renderers import CSVRenderer, GeoJSONRenderer
+from api.schema import EventDetailSerializer
 from api.serializers.events import (
+    EventConflictErrorSerializer,
     EventFeatureCollectionSerializer,
     EventFeatureSerializer,
     EventHistoryEntrySerializer,
@@ -35,6 +39,7 @@ from api.serializers.events import (
     event_row_feature,
     event_row_representation,
 )
+from tracker.csv_safety import csv_cell
 from tracker.models import Event
 from tracker.selectors import (
     event_history,
@@ -43,7 +48,13 @@ from tracker.selectors import (
     event_visible_to,
     event_with_related,
 )
-from tracker.services.events import event_create, event_review, event_update
+from tracker.services.events import (
+    EventAlreadyReviewed,
+    EventChanged,
+    event_create,
+    event_review,
+    event_update,
+)
 
 
 class EventOrderingFilter(OrderingFilter):
@@ -111,19 +122,6 @@ CSV_COLUMNS = [
     "description",
     "updated_at",
 ]
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-
-
-def _cell(value) -> str:
-    if value is None:
-        return ""
-    text = str(value)
-    # A spreadsheet would run a text cell that starts like a formula.
-    if isinstance(value, str) and text.startswith(_FORMULA_START):
-        return "'" + text
-    return text
-
-
 def _csv_row(row: dict) -> list[str]:
     """A row of tracker.selectors.event_rows as a CSV line's cells."""
     sources = row["sources"]
@@ -139,7 +137,7 @@ def _csv_row(row: dict) -> list[str]:
         "external_ids": ";".join(row["external_ids"]),
         "updated_at": row["updated_at"].isoformat(),
     }
-    return [_cell(values[column]) for column in CSV_COLUMNS]
+    return [csv_cell(values[column]) for column in CSV_COLUMNS]
 
 
 class _Echo:
@@ -179,6 +177,75 @@ FORMAT_PARAMETER = OpenApiParameter(
     enum=["json", "geojson", "csv"],
     description="json (default), geojson (FeatureCollection; also Accept: application/geo+json)"
     " or csv (every matching event in one streamed file, not paged).",
+)
+
+
+# An event's entity tag names its stored version: "<id>-<version>", a strong tag as RFC 9110
+# asks for If-Match, one per format (the JSON one bare, "-geojson" and "-csv" appended for
+# the others), all of them raised by every write. Which format a client read does not matter
+# for If-Match: each names a version.
+ETAG_SUFFIXES = {"json": "", "geojson": "-geojson", "csv": "-csv"}
+_ENTITY_TAG = r'(?:W/)?"[\x21\x23-\x7e\x80-\xff]*"'
+_IF_MATCH = re.compile(rf"{_ENTITY_TAG}(?:[ \t]*,[ \t]*{_ENTITY_TAG})*")
+_EVENT_TAG = re.compile(r'"(\d+)-(\d+)(?:-geojson|-csv)?"')
+
+
+def event_etag(event: Event, output: str = "json") -> str:
+    return f'"{event.pk}-{event.version}{ETAG_SUFFIXES.get(output, "")}"'
+
+
+def if_match_versions(request, event: Event) -> frozenset[int] | None:
+    """The versions of `event` that the request's If-Match accepts; None when any will do
+    (no header, or `*`: the event exists, get_object found it). Weak tags (W/"...") never
+    match under RFC 9110's strong comparison, nor do tags of other events; a header that
+    is not a list of entity tags is a 400."""
+    raw = request.headers.get("If-Match")
+    if raw is None:
+        return None
+    raw = raw.strip(" \t")
+    if raw == "*":
+        return None
+    if not _IF_MATCH.fullmatch(raw):
+        raise ParseError(
+            'If-Match must be * or the ETag of your last read, quotes included (If-Match: "12-3").'
+        )
+    versions = set()
+    for tag in re.findall(_ENTITY_TAG, raw):
+        match = _EVENT_TAG.fullmatch(tag)
+        if match and int(match[1]) == event.pk:
+            versions.add(int(match[2]))
+    return frozenset(versions)
+
+
+def _precondition_failed(current: Event) -> PreconditionFailed:
+    return PreconditionFailed(
+        f"Event {current.pk} has changed since you read it: its ETag is now "
+        f"{event_etag(current)} and If-Match named none of its current tags (weak W/ tags "
+        f"never match). GET it again, re-apply your change and send the new ETag."
+    )
+
+
+IF_MATCH_PARAMETER = OpenApiParameter(
+    "If-Match",
+    OpenApiTypes.STR,
+    location=OpenApiParameter.HEADER,
+    required=False,
+    description='The ETag of your last read of the event (for example "12-3"): the write is '
+    "made only if the event is still at that version, otherwise 412. Without it (or with *) "
+    "the fields you send are written on the current event and the others are kept.",
+)
+ETAG_HEADER = OpenApiParameter(
+    "ETag",
+    OpenApiTypes.STR,
+    location=OpenApiParameter.HEADER,
+    response=[200, 201],
+    description='The event\'s version as a strong entity tag, "<id>-<version>" ("-geojson" or '
+    '"-csv" appended for those formats). Send it back in If-Match to write only if nobody '
+    "changed the event since.",
+)
+PRECONDITION_FAILED_RESPONSE = OpenApiResponse(
+    EventConflictErrorSerializer,
+    description="If-Match names a version that is no longer the stored one: read it again.",
 )
 
 
@@ -225,6 +292,13 @@ class EventViewSet(
     def _fresh(self, event: Event) -> Event:
         return event_with_related(Event.objects.filter(pk=event.pk)).get()
 
+    def _event_response(self, event: Event, status_code: int = status.HTTP_200_OK) -> Response:
+        """The event as a submission, read again after the write, with its ETag."""
+        event = self._fresh(event)
+        response = Response(EventSubmissionSerializer(event).data, status=status_code)
+        response["ETag"] = event_etag(event)
+        return response
+
     @extend_schema(
         parameters=[FORMAT_PARAMETER],
         responses={
@@ -252,9 +326,11 @@ class EventViewSet(
         return Response({**links, "results": [event_row_representation(row) for row in rows]})
 
     @extend_schema(
-        parameters=[FORMAT_PARAMETER],
+        parameters=[FORMAT_PARAMETER, ETAG_HEADER],
         responses={
-            200: EventSubmissionSerializer,
+            # Published: EventSerializer's fields; pending or rejected (own or moderator):
+            # also status and review (see api.schema.EventDetailSerializer).
+            200: EventDetailSerializer,
             (200, "application/geo+json"): EventFeatureSerializer,
             (200, "text/csv"): OpenApiTypes.STR,
         },
@@ -263,47 +339,95 @@ class EventViewSet(
         event = self.get_object()
         output = request.accepted_renderer.format
         if output == "csv":
-            return events_csv_response(Event.objects.filter(pk=event.pk), f"event-{event.pk}.csv")
-        if output == "geojson":
-            return Response(EventFeatureSerializer(event).data)
-        return Response(self._output_serializer(event).data)
+            response = events_csv_response(
+                Event.objects.filter(pk=event.pk), f"event-{event.pk}.csv"
+            )
+        elif output == "geojson":
+            response = Response(EventFeatureSerializer(event).data)
+        else:
+            response = Response(self._output_serializer(event).data)
+        response["ETag"] = event_etag(event, output)
+        return response
 
-    @extend_schema(request=EventInputSerializer, responses={201: EventSubmissionSerializer})
+    @extend_schema(
+        request=EventInputSerializer,
+        parameters=[ETAG_HEADER],
+        responses={201: EventSubmissionSerializer},
+    )
     def create(self, request, *args, **kwargs):
         serializer = EventInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         event = event_create(
             **serializer.service_arguments(), submitted_by=request.user, actor=request.user
         )
-        return Response(
-            EventSubmissionSerializer(self._fresh(event)).data, status=status.HTTP_201_CREATED
-        )
+        return self._event_response(event, status.HTTP_201_CREATED)
 
-    @extend_schema(request=EventInputSerializer, responses={200: EventSubmissionSerializer})
+    @extend_schema(
+        request=EventInputSerializer,
+        parameters=[IF_MATCH_PARAMETER, ETAG_HEADER],
+        responses={200: EventSubmissionSerializer, 412: PRECONDITION_FAILED_RESPONSE},
+    )
     def partial_update(self, request, *args, **kwargs):
+        """Change the fields sent, and only those; the status never changes here.
+
+        A contributor edits only their own submission while it is pending (checked again on
+        the stored event as it is written: one published meanwhile gets 403)."""
         event = self.get_object()
+        expected_versions = if_match_versions(request, event)
         serializer = EventInputSerializer(data=request.data, partial=True)
         serializer.is_valid(raise_exception=True)
-        event = event_update(event=event, actor=request.user, **serializer.service_arguments())
-        return Response(EventSubmissionSerializer(self._fresh(event)).data)
+        try:
+            event = event_update(
+                event=event,
+                actor=request.user,
+                expected_versions=expected_versions,
+                **serializer.service_arguments(),
+            )
+        except EventChanged as changed:
+            raise _precondition_failed(changed.current) from None
+        except Event.DoesNotExist:
+            raise NotFound("The event was deleted meanwhile.") from None
+        return self._event_response(event)
 
     def update(self, request, *args, **kwargs):  # PUT is not offered; PATCH is
         return self.http_method_not_allowed(request, *args, **kwargs)
 
-    @extend_schema(request=EventReviewSerializer, responses={200: EventSubmissionSerializer})
+    @extend_schema(
+        request=EventReviewSerializer,
+        parameters=[IF_MATCH_PARAMETER, ETAG_HEADER],
+        responses={
+            200: EventSubmissionSerializer,
+            409: OpenApiResponse(
+                EventConflictErrorSerializer,
+                description="The event is no longer pending: another moderator reviewed it.",
+            ),
+            412: PRECONDITION_FAILED_RESPONSE,
+        },
+    )
     @action(detail=True, methods=["post"], permission_classes=[IsModerator])
     def review(self, request, pk=None):
-        """Publish (needs at least one source) or reject with a reason."""
+        """Publish (needs at least one source) or reject with a reason a pending event.
+
+        Of two moderators deciding at once, one gets 200 and the other 409."""
         event = self.get_object()
+        expected_versions = if_match_versions(request, event)
         serializer = EventReviewSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        event = event_review(
-            event=event,
-            moderator=request.user,
-            decision=serializer.validated_data["decision"],
-            note=serializer.validated_data.get("note", ""),
-        )
-        return Response(EventSubmissionSerializer(self._fresh(event)).data)
+        try:
+            event = event_review(
+                event=event,
+                moderator=request.user,
+                decision=serializer.validated_data["decision"],
+                note=serializer.validated_data.get("note", ""),
+                expected_versions=expected_versions,
+            )
+        except EventAlreadyReviewed as reviewed:
+            raise Conflict(str(reviewed), code="already_reviewed") from None
+        except EventChanged as changed:
+            raise _precondition_failed(changed.current) from None
+        except Event.DoesNotExist:
+            raise NotFound("The event was deleted meanwhile.") from None
+        return self._event_response(event)
 
     @extend_schema(responses={200: EventHistoryEntrySerializer(many=True)})
     @action(

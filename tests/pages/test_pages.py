@@ -337,7 +337,8 @@ def test_moderator_publishes_and_rejects_with_a_reason(client, make_user):
     again = client.post(
         reverse("review-event", args=[to_publish.pk]), {"decision": "reject", "note": "x"}
     )
-    assert again.status_code == 400
+    assert again.status_code == 409
+    assert "already published by a moderator" in again.content.decode()
     to_publish.refresh_from_db()
     assert to_publish.status == Event.Status.PUBLISHED
 

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import datetime as dt
+from collections.abc import Collection, Iterable, Mapping
 from typing import Any
 
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.utils import timezone
 
@@ -49,17 +50,23 @@ def _check_fields(fields: Mapping[str, Any]) -> None:
         raise ValidationError(f"Unknown event fields: {', '.join(sorted(unknown))}.")
 
 
-def _fill_from_city(event: Event) -> None:
+def _fill_from_city(event: Event) -> set[str]:
+    """Fill what the city tells (country, region, point); return the names of the fields set."""
     city: City | None = event.city
+    filled: set[str] = set()
     if city is None:
-        return
+        return filled
     if not event.country:
         event.country = city.country
+        filled.add("country")
     if not event.admin1:
         event.admin1 = city.admin1
+        filled.add("admin1")
     if event.location is None:
         event.location = city.location
         event.geo_precision = Event.GeoPrecision.CITY
+        filled |= {"location", "geo_precision"}
+    return filled
 
 
 def organization_get_or_create(*, name: str) -> Organization:
@@ -112,6 +119,67 @@ def _require_source_to_publish(event: Event) -> None:
         raise ValidationError({"sources": ["An event needs at least one source to be published."]})
 
 
+class EventConflict(Exception):
+    """A write refused because the stored event is no longer what the writer read."""
+
+
+class EventChanged(EventConflict):
+    """The event's version is not the one the writer read (If-Match, a form's version)."""
+
+    def __init__(self, *, current: Event):
+        self.current = current
+        super().__init__(
+            f"The event was changed by someone else since you read it (it is now version "
+            f"{current.version}). Read it again and re-apply your change."
+        )
+
+
+class EventAlreadyReviewed(EventConflict):
+    """A review of an event that is no longer pending (another moderator was first)."""
+
+    def __init__(self, *, current: Event):
+        self.current = current
+        if current.status in (Event.Status.PUBLISHED, Event.Status.REJECTED) and (
+            current.reviewed_at is not None
+        ):
+            when = current.reviewed_at.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+            text = f"This event was already {current.status} by a moderator at {when}."
+        else:
+            text = f"Only pending submissions are reviewed; this event is {current.status}."
+        super().__init__(f"{text} Your decision was not recorded.")
+
+
+class EventNotEditable(PermissionDenied):
+    """A contributor's edit of an event that is not their own pending submission."""
+
+    def __init__(self):
+        super().__init__("You can edit only your own submissions, and only while they are pending.")
+
+
+def _locked(event: Event) -> Event:
+    """The stored row, fresh, locked until the transaction ends: every writer of an event
+    takes this lock, so a check made on the returned row still holds when it is saved."""
+    return Event.objects.select_for_update().get(pk=event.pk)
+
+
+def _check_version(event: Event, expected_versions: Collection[int] | None) -> None:
+    if expected_versions is not None and event.version not in expected_versions:
+        raise EventChanged(current=event)
+
+
+def _check_may_edit(event: Event, actor) -> None:
+    # Evaluated on the locked row: a submission published a moment ago is no longer the
+    # contributor's to change, whatever the row they read said.
+    if actor is None or actor.has_perm("tracker.change_event"):
+        return
+    if not (
+        event.submitted_by_id == actor.pk
+        and event.status == Event.Status.PENDING
+        and actor.has_perm("tracker.add_event")
+    ):
+        raise EventNotEditable()
+
+
 @transaction.atomic
 def event_create(
     *,
@@ -136,9 +204,9 @@ def event_create(
     _add_external_ids(event, external_ids)
     _require_source_to_publish(event)
     if event.location is not None and event.city_id is None:
-        from tracker.tasks import event_geocode
+        from tracker.tasks import dispatch_on_commit, event_geocode
 
-        transaction.on_commit(lambda: event_geocode.delay(event.pk))
+        dispatch_on_commit(event_geocode, event.pk)
     return event
 
 
@@ -152,18 +220,34 @@ def event_update(
     organizers: Iterable[str] | None = None,
     external_ids: Iterable[str] = (),
     reason: str = "",
+    expected_versions: Collection[int] | None = None,
 ) -> Event:
-    """Change an event; every change lands in its history with the actor (if a moderator)."""
+    """Change the given fields of an event, and only those, on the stored row.
+
+    The row is locked and re-read first, so a concurrent change of other fields (or a
+    moderator's review) survives. With `expected_versions` (what the writer read: If-Match,
+    a form's version) a row changed since is refused with EventChanged. A contributor
+    (actor without change permission) may edit only their own pending submission; the status
+    is never written here. Every change lands in the history with the actor (if a moderator).
+    Returns the saved row, with its new version.
+    """
     _check_fields(fields)
+    event = _locked(event)
+    _check_may_edit(event, actor)
+    _check_version(event, expected_versions)
+    changed = set(fields)
     for key, value in fields.items():
         setattr(event, key, value)
     if "city" in fields and "location" not in fields:
         event.location = None
-    _fill_from_city(event)
+        changed.add("location")
+    changed |= _fill_from_city(event)
     event.full_clean(validate_constraints=False)
+    # Read under the lock, so no other writer can have raised it in between.
+    event.version += 1
     event._history_user = history_actor(actor)
     event._change_reason = reason or None
-    event.save()
+    event.save(update_fields=[*sorted(changed), "version", "updated_at"])
     if organizers is not None:
         event.organizers.set([organization_get_or_create(name=name) for name in organizers])
     if sources is not None:
@@ -173,6 +257,9 @@ def event_update(
     return event
 
 
+REVIEW_FIELDS = ("status", "reviewed_by", "reviewed_at", "review_note", "version", "updated_at")
+
+
 class ReviewDecision:
     PUBLISH = "publish"
     REJECT = "reject"
@@ -180,14 +267,30 @@ class ReviewDecision:
 
 
 @transaction.atomic
-def event_review(*, event: Event, moderator, decision: str, note: str = "") -> Event:
-    """Publish an event, or reject it with a reason the contributor will read."""
+def event_review(
+    *,
+    event: Event,
+    moderator,
+    decision: str,
+    note: str = "",
+    expected_versions: Collection[int] | None = None,
+) -> Event:
+    """Publish a pending event, or reject it with a reason the contributor will read.
+
+    Under the row lock: an event another moderator reviewed first raises
+    EventAlreadyReviewed, so exactly one of two racing decisions is recorded; with
+    `expected_versions`, one edited since the moderator read it raises EventChanged.
+    """
     if decision not in ReviewDecision.CHOICES:
         raise ValidationError(
             {"decision": [f"Choose one of: {', '.join(ReviewDecision.CHOICES)}."]}
         )
     if decision == ReviewDecision.REJECT and not note.strip():
         raise ValidationError({"note": ["Give a reason when rejecting a submission."]})
+    event = _locked(event)
+    if event.status != Event.Status.PENDING:
+        raise EventAlreadyReviewed(current=event)
+    _check_version(event, expected_versions)
     event.status = (
         Event.Status.PUBLISHED if decision == ReviewDecision.PUBLISH else Event.Status.REJECTED
     )
@@ -196,7 +299,8 @@ def event_review(*, event: Event, moderator, decision: str, note: str = "") -> E
     event.review_note = note.strip()
     _require_source_to_publish(event)
     event.full_clean(validate_constraints=False)
+    event.version += 1
     event._history_user = history_actor(moderator)
     event._change_reason = f"review: {decision}"
-    event.save()
+    event.save(update_fields=REVIEW_FIELDS)
     return event
