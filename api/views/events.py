@@ -122,6 +122,8 @@ CSV_COLUMNS = [
     "description",
     "updated_at",
 ]
+
+
 def _csv_row(row: dict) -> list[str]:
     """A row of tracker.selectors.event_rows as a CSV line's cells."""
     sources = row["sources"]
