@@ -23,6 +23,7 @@ from rest_framework.views import exception_handler as drf_exception_handler
 from rest_framework.views import set_rollback
 
 from api.parsers import RequestTooLarge
+from tracker.middleware import RETRY_AFTER_SECONDS, is_outage, log_outage, outage_detail
 
 logger = logging.getLogger("api")
 
@@ -57,8 +58,21 @@ class Conflict(exceptions.APIException):
     default_code = "conflict"
 
 
+class ServiceUnavailable(exceptions.APIException):
+    """PostgreSQL (or the broker, where a request needs it at once) is down: 503 with
+    Retry-After, as tracker.middleware answers for the views that are not DRF's."""
+
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    default_detail = "A service the API needs is unavailable. Try again shortly."
+    default_code = "service_unavailable"
+
+
 def api_exception_handler(exc, context):
-    if isinstance(exc, Http404):
+    if is_outage(exc):
+        request = context.get("request")
+        log_outage(request.path if request is not None else "API", exc)
+        exc = ServiceUnavailable(outage_detail(exc))
+    elif isinstance(exc, Http404):
         exc = exceptions.NotFound(str(exc) or None)
     elif isinstance(exc, DjangoPermissionDenied):
         exc = exceptions.PermissionDenied(str(exc) or None)
@@ -84,6 +98,8 @@ def api_exception_handler(exc, context):
         )
     else:
         response.data = _error_body(exc, response.data)
+    if isinstance(exc, ServiceUnavailable):
+        response["Retry-After"] = str(RETRY_AFTER_SECONDS)
 
     request = context.get("request")
     if request is not None:

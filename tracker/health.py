@@ -9,6 +9,8 @@ from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.migrations.executor import MigrationExecutor
 
 HEARTBEAT_KEY = "celery:heartbeat"
+# Beat sends one every minute: three missed means no worker (or no beat) is running.
+HEARTBEAT_STALE_SECONDS = 180
 
 
 def _check(fn) -> dict:
@@ -54,16 +56,37 @@ def _celery() -> dict:
     # Informational: a worker that has not beaten recently does not make the app unhealthy
     # (pages and the API work without it), but the operator should see it.
     beat = cache.get(HEARTBEAT_KEY)
-    return {"last_heartbeat": beat, "seconds_ago": round(time.time() - beat) if beat else None}
+    if beat is None:
+        return {"ok": False, "detail": "no heartbeat yet"}
+    seconds_ago = round(time.time() - beat)
+    report = {"last_heartbeat": beat, "seconds_ago": seconds_ago}
+    if seconds_ago > HEARTBEAT_STALE_SECONDS:
+        return {"ok": False, "detail": f"stale: last heartbeat {seconds_ago} s ago", **report}
+    return {"ok": True, **report}
+
+
+def _skipped(reason: str) -> dict:
+    return {"ok": False, "skipped": True, "detail": f"not checked: {reason}"}
 
 
 def health_report() -> tuple[bool, dict]:
-    checks = {
-        "database": _check(_database),
-        "postgis": _check(_postgis),
-        "redis": _check(_redis),
-        "migrations": _check(_migrations),
-    }
-    healthy = all(check["ok"] for check in checks.values())
-    checks["celery"] = _check(_celery) if checks["redis"]["ok"] else {"ok": False}
-    return healthy, {"status": "ok" if healthy else "unavailable", "checks": checks}
+    """(healthy, report). `failing` names the parts that are down; the Celery check is
+    shown but does not count (see _celery), and checks that need a part that is down are
+    skipped rather than listed as failing too."""
+    checks = {"database": _check(_database)}
+    if checks["database"]["ok"]:
+        checks["postgis"] = _check(_postgis)
+        checks["migrations"] = _check(_migrations)
+    else:
+        checks["postgis"] = checks["migrations"] = _skipped("the database is unavailable")
+    checks["redis"] = _check(_redis)
+    failing = [
+        name for name, check in checks.items() if not check["ok"] and not check.get("skipped")
+    ]
+    if checks["redis"]["ok"]:
+        checks["celery"] = _check(_celery)  # its own "ok" wins over _check's
+    else:
+        checks["celery"] = _skipped("Redis is unavailable")
+    healthy = not failing
+    report = {"status": "ok" if healthy else "unavailable", "failing": failing, "checks": checks}
+    return healthy, report

@@ -69,6 +69,8 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    # Before sessions and auth: a database outage anywhere below answers 503, not 500.
+    "tracker.middleware.ServiceUnavailableMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -122,13 +124,25 @@ CACHES = {
         "LOCATION": REDIS_URL,
         "KEY_PREFIX": env("CACHE_KEY_PREFIX", default="tracker"),
         "TIMEOUT": 600,
+        # Redis down = cache misses, not errors: pages and the API answer from PostgreSQL,
+        # the API throttles let requests through (their counters read as empty), and
+        # cached_db sessions fall back to their table. Short timeouts plus a circuit
+        # breaker (tracker.cache) keep a request from waiting on a Redis that hangs.
         "OPTIONS": {
             "CLIENT_CLASS": "django_redis.client.DefaultClient",
-            "SOCKET_CONNECT_TIMEOUT": 2,
-            "SOCKET_TIMEOUT": 2,
+            "SOCKET_CONNECT_TIMEOUT": env.float("REDIS_CONNECT_TIMEOUT", default=0.5),
+            "SOCKET_TIMEOUT": env.float("REDIS_TIMEOUT", default=1.0),
+            "IGNORE_EXCEPTIONS": True,
+            "CONNECTION_POOL_CLASS": "tracker.cache.CircuitBreakerPool",
+            "CONNECTION_POOL_KWARGS": {
+                "breaker_seconds": env.float("REDIS_BREAKER_SECONDS", default=5.0)
+            },
         },
     }
 }
+DJANGO_REDIS_LOG_IGNORED_EXCEPTIONS = True
+DJANGO_REDIS_LOGGER = "tracker.cache.redis"
+# Sessions are written to PostgreSQL and only cached in Redis: a Redis outage logs nobody out.
 SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -259,6 +273,19 @@ CELERY_RESULT_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# A request that queues a task must not hang on a broker that is down: a few quick tries,
+# then tracker.tasks.dispatch_on_commit logs it and a sweep dispatches it later.
+CELERY_BROKER_CONNECTION_TIMEOUT = 2
+CELERY_TASK_PUBLISH_RETRY_POLICY = {
+    "max_retries": 2,
+    "interval_start": 0,
+    "interval_step": 0.2,
+    "interval_max": 0.5,
+}
+CELERY_REDIS_SOCKET_CONNECT_TIMEOUT = 2
+CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = {
+    "retry_policy": {"max_retries": 2, "interval_start": 0, "interval_step": 0.5}
+}
 # With acks_late, Redis keeps a delivered task until it is acknowledged, and gives it to
 # another worker once it has been unacknowledged for visibility_timeout: that is how a task
 # whose whole worker died (machine lost, SIGKILL of the main process) comes back. Too short,
@@ -276,6 +303,7 @@ JOB_QUEUED_STALE_SECONDS = env.int("JOB_QUEUED_STALE_SECONDS", default=300)
 CELERY_BEAT_SCHEDULE = {
     "heartbeat": {"task": "tracker.tasks.heartbeat", "schedule": 60.0},
     "jobs-sweep": {"task": "tracker.tasks.jobs_sweep", "schedule": 60.0},
+    "geocode-sweep": {"task": "tracker.tasks.geocode_sweep", "schedule": 300.0},
 }
 
 REST_FRAMEWORK = {
@@ -347,8 +375,14 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
+    "filters": {
+        "once_a_minute": {"()": "tracker.cache.ThrottledLogFilter", "interval": 60},
+    },
     "loggers": {
         "django.db.backends": {"level": "WARNING"},
+        # one line a minute while Redis is down, not a traceback per cache call
+        "tracker.cache.redis": {"filters": ["once_a_minute"]},
+        "tracker.outage": {"filters": ["once_a_minute"]},
     },
 }
 

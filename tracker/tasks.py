@@ -2,10 +2,35 @@
 
 from __future__ import annotations
 
+import logging
 import time
 
 from celery import shared_task
 from django.core.cache import cache
+from django.db import transaction
+
+logger = logging.getLogger(__name__)
+
+
+def dispatch_on_commit(task, *args, **kwargs) -> None:
+    """Queue `task(*args, **kwargs)` once the current transaction commits, and never fail the
+    request over it: with the broker down the write is already committed, so a 500 would
+    only make the client retry a write that succeeded. A sweep (geocode_sweep, jobs_sweep)
+    dispatches what was missed. Nobody reads these results, so none is subscribed to."""
+
+    def send():
+        try:
+            task.apply_async(args, kwargs, ignore_result=True)
+        except Exception as exc:  # kombu OperationalError, redis errors, a full broker ...
+            logger.warning(
+                "%s%r not queued (%s: %s); its sweep will dispatch it again",
+                task.name,
+                args,
+                type(exc).__name__,
+                exc,
+            )
+
+    transaction.on_commit(send)
 
 
 @shared_task(bind=True, autoretry_for=(ConnectionError,), retry_backoff=True, max_retries=5)
@@ -14,6 +39,21 @@ def event_geocode(self, event_id: int) -> dict:
     from tracker.services.geocoding import event_geocode as geocode
 
     return geocode(event_id=event_id)
+
+
+@shared_task
+def geocode_sweep(limit: int = 200, grace_seconds: int = 120) -> dict:
+    """Run by beat: queue geocoding again for events whose dispatch was missed (broker down
+    at the time, task lost with an unpersisted Redis). Idempotent and bounded per run;
+    events younger than `grace_seconds` are left to their own dispatch."""
+    import datetime as dt
+
+    from tracker.services.geocoding import events_awaiting_geocoding
+
+    ids = events_awaiting_geocoding(limit=limit, grace=dt.timedelta(seconds=grace_seconds))
+    for event_id in ids:
+        event_geocode.apply_async((event_id,), ignore_result=True)
+    return {"dispatched": len(ids)}
 
 
 @shared_task

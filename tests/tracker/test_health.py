@@ -1,9 +1,13 @@
 import os
 import subprocess
 import sys
+import time
 
 import pytest
+from django.core.cache import cache
 from django.db.migrations.recorder import MigrationRecorder
+
+from tracker.health import HEARTBEAT_KEY, HEARTBEAT_STALE_SECONDS
 
 pytestmark = pytest.mark.django_db
 
@@ -18,6 +22,34 @@ def test_healthy(client):
     assert checks["postgis"]["ok"] and checks["postgis"]["version"].startswith("3")
     assert checks["redis"]["ok"]
     assert checks["migrations"] == {"ok": True, "pending": 0}
+    assert body["failing"] == []
+
+
+def test_celery_without_a_heartbeat_is_reported_but_not_unhealthy(client):
+    cache.delete(HEARTBEAT_KEY)
+    response = client.get("/healthz")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["checks"]["celery"] == {"ok": False, "detail": "no heartbeat yet"}
+    assert body["status"] == "ok" and body["failing"] == []
+
+
+def test_a_stale_heartbeat_is_reported_but_not_unhealthy(client):
+    cache.set(HEARTBEAT_KEY, time.time() - HEARTBEAT_STALE_SECONDS - 60, timeout=None)
+    response = client.get("/healthz")
+    assert response.status_code == 200
+    celery = response.json()["checks"]["celery"]
+    assert celery["ok"] is False
+    assert celery["detail"].startswith("stale: last heartbeat")
+    assert celery["seconds_ago"] >= HEARTBEAT_STALE_SECONDS + 60
+
+
+def test_a_recent_heartbeat_is_ok(client):
+    stamp = time.time() - 30
+    cache.set(HEARTBEAT_KEY, stamp, timeout=None)
+    celery = client.get("/healthz").json()["checks"]["celery"]
+    assert celery["ok"] is True
+    assert celery["last_heartbeat"] == stamp and 29 <= celery["seconds_ago"] <= 60
 
 
 def test_redis_down_is_unhealthy(client, settings):
@@ -35,6 +67,9 @@ def test_redis_down_is_unhealthy(client, settings):
     assert body["checks"]["redis"]["ok"] is False
     assert "Connection" in body["checks"]["redis"]["error"]
     assert body["checks"]["database"]["ok"] is True
+    assert body["failing"] == ["redis"]
+    # the heartbeat lives in Redis: not checked, and not counted as a second failure
+    assert body["checks"]["celery"]["ok"] is False and body["checks"]["celery"]["skipped"]
 
 
 def test_pending_migrations_are_unhealthy(client):
@@ -47,6 +82,7 @@ def test_pending_migrations_are_unhealthy(client):
     response = client.get("/healthz")
     assert response.status_code == 503
     assert f"tracker.{name}" in response.json()["checks"]["migrations"]["error"]
+    assert response.json()["failing"] == ["migrations"]
 
 
 def test_missing_postgis_is_unhealthy(client):
