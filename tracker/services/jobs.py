@@ -230,7 +230,9 @@ def _sweep_running(model: type[Model], stale_before: dt.datetime) -> dict[str, i
         with JobRun(model, job_id) as run:
             if not run.acquire():
                 # A live connection still holds the run: a slow batch, not a dead worker.
-                logger.warning("%s %s: no heartbeat, but its worker holds the lock", model, job_id)
+                logger.warning(
+                    "%s %s: no heartbeat, but its worker holds the lock", model.__name__, job_id
+                )
                 counts["alive"] += 1
                 continue
             with transaction.atomic():
@@ -275,8 +277,10 @@ def jobs_sweep(
     *, stale_after: dt.timedelta | None = None, queued_after: dt.timedelta | None = None
 ) -> dict[str, dict[str, int]]:
     """Re-queue (or fail) running jobs whose worker is gone; dispatch forgotten queued ones."""
-    stale_after = stale_after or dt.timedelta(seconds=settings.JOB_HEARTBEAT_STALE_SECONDS)
-    queued_after = queued_after or dt.timedelta(seconds=settings.JOB_QUEUED_STALE_SECONDS)
+    if stale_after is None:
+        stale_after = dt.timedelta(seconds=settings.JOB_HEARTBEAT_STALE_SECONDS)
+    if queued_after is None:
+        queued_after = dt.timedelta(seconds=settings.JOB_QUEUED_STALE_SECONDS)
     now = timezone.now()
     result = {}
     for model in (ImportJob, ExportJob):
