@@ -305,8 +305,8 @@ class App:
                     pytest.fail(f"gunicorn did not start:\n{self.log_text()}")
                 time.sleep(0.2)
 
-    def log_text(self) -> str:
-        return self.log_path.read_text(errors="replace")[-5000:]
+    def log_text(self, tail: int = 5000) -> str:
+        return self.log_path.read_text(errors="replace")[-tail:]
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
@@ -461,6 +461,10 @@ def test_redis_hung_then_killed_mid_run(people, tmp_path):
         _wait_for(geocoded, 40, "the swept geocoding")
         assert missed.city.name == "Astana"
         assert missed.pk not in events_awaiting_geocoding(grace=NO_GRACE)  # idempotent
+        # Hundreds of failed cache calls, one log line (a minute) about them, no traceback.
+        log = app.log_text(tail=10**7)
+        assert 1 <= log.count("Redis unavailable, cache skipped") <= 2, log[-3000:]
+        assert "Traceback" not in log
         print(  # the figures for the report (pytest -s)
             f"\nredis outages: slowest answer while hung {slowest_hung:.2f} s, "
             f"a round of {len(urls)} URLs while down {round_seconds:.2f} s"
@@ -539,3 +543,79 @@ def _assert_is_503(url: str, reply: Reply) -> None:
     else:
         assert reply.headers["Content-Type"].startswith("text/html")
         assert "Temporarily unavailable" in reply.text
+
+
+# -- the parts, in process ------------------------------------------------------------------
+
+
+def _placed_event(title: str, lon: float, lat: float) -> Event:
+    from django.contrib.gis.geos import Point
+
+    from tracker.services.events import event_create
+
+    return event_create(
+        fields={
+            "title": TITLE + title,
+            "date": dt.date(2021, 1, 10),
+            "country": "KZ",
+            "location": Point(lon, lat, srid=4326),
+            "grievances": ["political"],
+        }
+    )
+
+
+def test_the_geocode_sweep_takes_only_events_it_can_place_and_is_bounded():
+    from tracker.services.geocoding import event_geocode
+
+    near = [_placed_event(f"near {i}", 71.43 + i / 100, 51.13) for i in range(3)]
+    nowhere = _placed_event("steppe far from any city", 66.0, 47.0)
+    waiting = events_awaiting_geocoding(grace=NO_GRACE, limit=1000)
+    assert {e.pk for e in near} <= set(waiting)
+    assert nowhere.pk not in waiting  # geocoding could not place it: never swept again
+    assert len(events_awaiting_geocoding(grace=NO_GRACE, limit=2)) == 2
+    # events younger than the grace are left to their own dispatch
+    assert near[0].pk not in events_awaiting_geocoding()
+    event_geocode(event_id=near[0].pk)
+    assert near[0].pk not in events_awaiting_geocoding(grace=NO_GRACE, limit=1000)
+
+
+def test_an_invalidation_lost_in_a_redis_outage_is_made_once_redis_is_back(settings):
+    from django.core.cache import cache
+
+    from tracker import cache as tracker_cache
+
+    before = tracker_cache.events_version()
+    working = settings.CACHES
+    settings.CACHES = {
+        "default": {**working["default"], "LOCATION": f"redis://127.0.0.1:{_free_port()}/0"}
+    }
+    tracker_cache.events_changed()  # Redis down: the increment is lost, not raised
+    assert cache.get(tracker_cache.EVENTS_VERSION_KEY) is None
+    settings.CACHES = working
+    tracker_cache.breaker.reset()  # the refused connection above opened it
+    assert tracker_cache.events_version() == before + 1  # older cached answers unreachable
+    assert tracker_cache.events_version() == before + 1  # and only once
+
+
+def test_ignored_cache_errors_are_logged_once_a_minute_without_traceback():
+    import logging
+
+    from tracker.cache import ThrottledLogFilter
+
+    log_filter = ThrottledLogFilter(interval=60)
+    try:
+        raise redis.ConnectionError("Error 111 connecting")
+    except redis.ConnectionError:
+        exc_info = sys.exc_info()
+    records = [
+        logging.LogRecord(
+            "tracker.cache.redis", logging.ERROR, "", 0, "Exception ignored", (), exc_info
+        )
+        for _ in range(500)
+    ]
+    passed = [record for record in records if log_filter.filter(record)]
+    assert len(passed) == 1
+    assert passed[0].exc_info is None
+    assert passed[0].getMessage() == (
+        "Redis unavailable, cache skipped: ConnectionError: Error 111 connecting"
+    )
