@@ -7,6 +7,7 @@ expected; nothing is silently ignored and no value can reach the database unchec
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 import re
 
@@ -15,6 +16,7 @@ from django import forms
 from django.contrib.gis.geos import Point, Polygon
 from django.contrib.gis.measure import D
 from django.db.models import Q, QuerySet, lookups
+from django_filters.fields import IsoDateTimeField
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 
@@ -25,6 +27,7 @@ from tracker.selectors import city_lookup
 MAX_RADIUS_KM = 2000
 MAX_COUNT = 2_147_483_647  # the arrests column is a PostgreSQL integer
 COUNTRY_RE = re.compile(r"^[A-Za-z]{2}$")
+ASCII_ID_RE = re.compile(r"[0-9]+")
 
 
 class ILikeContains(lookups.IContains):
@@ -152,8 +155,9 @@ class CityField(forms.CharField):
         if not value:
             return None
         value = value.strip()
-        if value.isdigit():
-            ids = list(city_lookup_by_id(int(value)))
+        # Not str.isdigit(): it is true for "²" and "٣", which int() refuses.
+        if ASCII_ID_RE.fullmatch(value):
+            ids = list(city_lookup_by_id(int(value))) if len(value) <= 18 else []
         else:
             ids = list(city_lookup(value).values_list("id", flat=True))
         if not ids:
@@ -170,6 +174,33 @@ def city_lookup_by_id(city_id: int):
     from tracker.models import City
 
     return City.objects.filter(pk=city_id).values_list("id", flat=True)
+
+
+class MomentField(IsoDateTimeField):
+    """An ISO 8601 moment, handed on in UTC.
+
+    Python accepts offsets up to ±23:59 but PostgreSQL only up to ±15:59, and a moment
+    near year 1 or 9999 may not exist in UTC at all: either was a database error (and, in a
+    streamed CSV, a file cut off after its 200)."""
+
+    def clean(self, value):
+        moment = super().clean(value)
+        if moment is None:
+            return None
+        try:
+            return moment.astimezone(dt.UTC)
+        except (OverflowError, ValueError):
+            raise forms.ValidationError(
+                "%(value)s is outside the range of dates the tracker can compare; "
+                "give a moment between years 1 and 9999 in UTC.",
+                code="out_of_range",
+                params={"value": value},
+            ) from None
+
+
+@extend_schema_field(OpenApiTypes.DATETIME)
+class MomentFilter(django_filters.IsoDateTimeFilter):
+    field_class = MomentField
 
 
 @extend_schema_field(OpenApiTypes.STR)
@@ -281,7 +312,7 @@ class EventFilterSet(django_filters.FilterSet):
         max_length=200,
         label="Words to find in the title, description or place (all words must match).",
     )
-    updated_since = django_filters.IsoDateTimeFilter(
+    updated_since = MomentFilter(
         field_name="updated_at",
         lookup_expr="gte",
         label="Events changed at or after this moment (ISO 8601), for incremental sync.",

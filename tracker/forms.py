@@ -11,8 +11,10 @@ from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 
 from tracker import page_selectors, taxonomy
-from tracker.models import City, Event
+from tracker.models import City, Event, web_url_validator
 from tracker.selectors import city_lookup
+
+MAX_COUNT = 2_147_483_647  # PostgreSQL integer, the type of the count columns
 
 
 class CommaSeparatedCheckboxes(forms.CheckboxSelectMultiple):
@@ -59,8 +61,13 @@ class EventFilterForm(forms.Form):
         choices=_vocabulary_choices(taxonomy.POLICE_RESPONSES),
         widget=CommaSeparatedCheckboxes,
     )
-    arrests_min = forms.IntegerField(label=_("Arrests at least"), required=False, min_value=0)
-    arrests_max = forms.IntegerField(label=_("Arrests at most"), required=False, min_value=0)
+    # The arrests column is a PostgreSQL integer; a larger bound was a 500 (EmptyResultSet).
+    arrests_min = forms.IntegerField(
+        label=_("Arrests at least"), required=False, min_value=0, max_value=MAX_COUNT
+    )
+    arrests_max = forms.IntegerField(
+        label=_("Arrests at most"), required=False, min_value=0, max_value=MAX_COUNT
+    )
 
     def __init__(self, *args, countries: list[str] = (), **kwargs):
         super().__init__(*args, **kwargs)
@@ -325,7 +332,13 @@ def event_form_differences(
 
 
 class SourceForm(forms.Form):
-    url = forms.URLField(label=_("Link"), required=False, max_length=1000, assume_scheme="https")
+    url = forms.URLField(
+        label=_("Link"),
+        required=False,
+        max_length=1000,
+        assume_scheme="https",
+        validators=[web_url_validator],
+    )
     title = forms.CharField(label=_("Headline"), required=False, max_length=500)
     publisher = forms.CharField(label=_("Publisher"), required=False, max_length=200)
     published_on = forms.DateField(

@@ -7,7 +7,7 @@ from django.contrib.gis.db import models
 from django.contrib.postgres.fields import ArrayField
 from django.contrib.postgres.indexes import GinIndex
 from django.core.exceptions import ValidationError
-from django.core.validators import MinValueValidator
+from django.core.validators import MinValueValidator, URLValidator
 from django.db.models import F, Q, Value
 from django.db.models.functions import Coalesce, Lower
 from django.utils import timezone
@@ -17,6 +17,21 @@ from simple_history.models import HistoricalRecords
 
 from tracker import taxonomy
 from tracker.history import history_user
+
+# Source links are shown as links: only the web's schemes (no javascript:, data:, ftp:).
+WEB_URL_SCHEMES = ("http", "https")
+web_url_validator = URLValidator(
+    schemes=list(WEB_URL_SCHEMES),
+    message=_("Give a link that starts with http:// or https://."),
+)
+
+
+def is_web_url(url: str) -> bool:
+    try:
+        web_url_validator(url)
+    except ValidationError:
+        return False
+    return True
 
 
 def normalize_name(name: str) -> str:
@@ -443,6 +458,14 @@ class Source(models.Model):
 
     def __str__(self) -> str:
         return self.title or self.url
+
+    def clean(self):
+        # In clean(), not in the field's validators: those are part of the migration state,
+        # and this keeps the check without a schema migration. Every writer calls full_clean
+        # (services, the admin); the importers, which write with COPY, check is_web_url.
+        super().clean()
+        if self.url and not is_web_url(self.url):
+            raise ValidationError({"url": web_url_validator.message})
 
 
 class ExternalId(models.Model):

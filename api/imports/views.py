@@ -25,6 +25,7 @@ from api.imports.serializers import (
     ImportJobSerializer,
     ImportUploadSerializer,
 )
+from tracker.csv_safety import csv_row
 from tracker.history import is_moderator
 from tracker.models import ExportJob, ExportLayout, ImportJob
 from tracker.services.jobs import JobConflict, StorageUnavailable
@@ -131,7 +132,7 @@ class ImportReportView(APIView):
 
         job = get_object_or_404(ImportJob, pk=pk)
         writer = csv.writer(_Echo())
-        lines = (writer.writerow(row) for row in report_rows(job=job))
+        lines = (writer.writerow(csv_row(row)) for row in report_rows(job=job))
         response = StreamingHttpResponse(lines, content_type="text/csv; charset=utf-8")
         response["Content-Disposition"] = f'attachment; filename="import-{job.pk}-report.csv"'
         return response

@@ -14,7 +14,7 @@ from rest_framework import serializers
 from rest_framework_gis.serializers import GeoFeatureModelSerializer
 
 from tracker import taxonomy
-from tracker.models import City, Event, Source
+from tracker.models import City, Event, ExternalId, Source, web_url_validator
 from tracker.selectors import city_lookup
 
 
@@ -118,7 +118,9 @@ class EventFeatureCollectionSerializer(serializers.Serializer):
 
 
 class SourceInputSerializer(serializers.Serializer):
-    url = serializers.URLField(max_length=1000, required=False, allow_blank=True)
+    url = serializers.URLField(
+        max_length=1000, required=False, allow_blank=True, validators=[web_url_validator]
+    )
     title = serializers.CharField(max_length=500, required=False, allow_blank=True)
     publisher = serializers.CharField(max_length=200, required=False, allow_blank=True)
     published_on = serializers.DateField(required=False, allow_null=True)
@@ -195,7 +197,8 @@ class EventInputSerializer(serializers.Serializer):
         if value in (None, ""):
             return None
         value = value.strip()
-        if value.isdigit():
+        # Not str.isdigit(): it is true for "²" and "٣", which int() refuses.
+        if re.fullmatch(r"[0-9]{1,18}", value):
             city = City.objects.filter(pk=int(value)).first()
         else:
             # The country is validated after the city; only a well-formed one may narrow.
@@ -210,11 +213,18 @@ class EventInputSerializer(serializers.Serializer):
         return city
 
     def validate_external_ids(self, value: list[str]) -> list[str]:
+        scheme_max = ExternalId._meta.get_field("scheme").max_length
+        value_max = ExternalId._meta.get_field("value").max_length
         for text in value:
             scheme, sep, rest = text.partition(":")
             if not sep or not rest.strip() or not re.fullmatch(r"[A-Za-z0-9_-]+", scheme.strip()):
                 raise serializers.ValidationError(
                     f'An external id looks like "acled:KAZ1234" (got {text!r}).'
+                )
+            if len(scheme.strip()) > scheme_max or len(rest.strip()) > value_max:
+                raise serializers.ValidationError(
+                    f"An external id has a scheme of at most {scheme_max} characters and a "
+                    f"value of at most {value_max} (got {text[:40]!r}...)."
                 )
         return value
 

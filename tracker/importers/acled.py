@@ -7,6 +7,8 @@ a re-import updates an event only when the row's timestamp is newer.
 
 from __future__ import annotations
 
+import re
+
 from tracker import taxonomy
 from tracker.importers import keywords
 from tracker.importers.base import (
@@ -17,6 +19,7 @@ from tracker.importers.base import (
     RowProblem,
     RowSkipped,
     cell,
+    check_external_id,
     parse_date,
     parse_int,
     parse_point,
@@ -46,6 +49,15 @@ class AcledImporter(Importer):
         event_id = cell(row, "event_id_cnty")
         if not event_id:
             raise RowProblem("event_id_cnty is required.", column="event_id_cnty")
+        external_id = check_external_id(f"acled:{event_id}", column="event_id_cnty")
+        timestamp = cell(row, "timestamp")
+        if timestamp and not re.fullmatch(r"[0-9]{1,40}", timestamp):
+            # ACLED's version of the record, compared as a number with the stored one.
+            raise RowProblem(
+                "timestamp must be a whole number (seconds since 1970).",
+                column="timestamp",
+                value=timestamp,
+            )
         event_type = cell(row, "event_type")
         if event_type.lower() not in PROTEST_EVENT_TYPES:
             raise RowSkipped(
@@ -126,12 +138,12 @@ class AcledImporter(Importer):
             "participants_high": high,
         }
         return Record(
-            external_id=f"acled:{event_id}",
+            external_id=external_id,
             fields=fields,
             sources=sources,
             organizers=organizers,
             auto_coded=auto_coded,
-            version=cell(row, "timestamp"),
+            version=timestamp,
             columns={
                 "date": "event_date",
                 "location": "latitude",

@@ -17,9 +17,14 @@ from django.contrib.gis.geos import Point
 from django.core.exceptions import ValidationError
 from django.core.validators import URLValidator
 
-from tracker.models import City, CityName, normalize_name
+from tracker.models import City, CityName, ExternalId, is_web_url, normalize_name
 
 csv.field_size_limit(10_000_000)
+
+# The count columns are PostgreSQL integers: a larger number would fail the whole COPY.
+MAX_COUNT = 2_147_483_647
+ASCII_INTEGER = re.compile(r"[0-9]+")
+EXTERNAL_SCHEME = re.compile(r"[a-z0-9_-]+")
 
 
 class FileRejected(Exception):
@@ -33,9 +38,10 @@ class RowProblem(Exception):
 
     def __init__(self, reason: str, *, column: str = "", value: Any = ""):
         super().__init__(reason)
-        self.reason = reason
-        self.column = column
-        self.value = "" if value is None else str(value)[:1000]
+        # The report is stored in PostgreSQL text columns, which cannot hold NUL.
+        self.reason = reason.replace("\x00", "\\x00")
+        self.column = column.replace("\x00", "\\x00")
+        self.value = "" if value is None else str(value)[:1000].replace("\x00", "\\x00")
 
     def __reduce__(self):
         # Pickled on its way from the parsing process (see tracker.importers.parallel).
@@ -83,15 +89,68 @@ def parse_int(
         if required:
             raise RowProblem(f"{column} is required.", column=column, value=text)
         return None
-    try:
-        number = float(text)
-    except ValueError:
-        raise RowProblem(f"{column} must be a whole number.", column=column, value=text) from None
+    # float() also reads "٣" and "1e3"; only plain ASCII numbers such as 12 or 12.0 are taken.
+    if not re.fullmatch(r"-?[0-9]+(\.[0-9]*)?", text):
+        raise RowProblem(f"{column} must be a whole number.", column=column, value=text)
+    number = float(text)
     if not number.is_integer():
         raise RowProblem(f"{column} must be a whole number.", column=column, value=text)
     if number < 0:
         raise RowProblem(f"{column} cannot be negative.", column=column, value=text)
+    if number > MAX_COUNT:
+        raise RowProblem(
+            f"{column} is larger than {MAX_COUNT:,}, the largest number the tracker stores.",
+            column=column,
+            value=text,
+        )
     return int(number)
+
+
+def check_external_id(text: str, *, column: str) -> str:
+    """`text` ("acled:KAZ1234") if it fits ExternalId's columns, else a RowProblem."""
+    try:
+        scheme, value = ExternalId.parse(text)
+    except ValidationError:
+        raise RowProblem(
+            'An external id looks like "acled:KAZ1234".', column=column, value=text
+        ) from None
+    scheme_max = ExternalId._meta.get_field("scheme").max_length
+    value_max = ExternalId._meta.get_field("value").max_length
+    if not EXTERNAL_SCHEME.fullmatch(scheme) or len(scheme) > scheme_max:
+        raise RowProblem(
+            f"The scheme of an external id is up to {scheme_max} letters, digits, - or _.",
+            column=column,
+            value=text,
+        )
+    if len(value) > value_max:
+        raise RowProblem(
+            f"An external id is at most {value_max} characters after its scheme.",
+            column=column,
+            value=text,
+        )
+    return text
+
+
+def check_source_url(url: str, *, column: str) -> str:
+    """A source URL the pages may link to (http or https only), else a RowProblem."""
+    if url and not is_web_url(url):
+        raise RowProblem(
+            "A source URL must be a web link starting with http:// or https://.",
+            column=column,
+            value=url,
+        )
+    return url
+
+
+def has_nul(value: Any) -> bool:
+    """PostgreSQL text cannot hold NUL; one in a cell would fail the whole COPY."""
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(has_nul(k) or has_nul(v) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return any(has_nul(v) for v in value)
+    return False
 
 
 _DATE_FORMATS = ("%Y-%m-%d", "%d %B %Y", "%d-%B-%Y", "%d %b %Y", "%d/%m/%Y", "%Y/%m/%d")
@@ -122,15 +181,17 @@ def parse_point(row: dict, lat_column: str, lon_column: str) -> Point | None:
     if not lat_text and not lon_text:
         return None
     try:
+        if not (lat_text.isascii() and lon_text.isascii()):
+            raise ValueError
         lat, lon = float(lat_text), float(lon_text)
     except ValueError:
         bad = lat_column if not re.fullmatch(r"-?\d+(\.\d+)?", lat_text) else lon_column
         raise RowProblem(
             f"{bad} must be a decimal number of degrees.", column=bad, value=cell(row, bad)
         ) from None
-    if not (-90 <= lat <= 90) or math.isnan(lat):
+    if not (-90 <= lat <= 90) or not math.isfinite(lat):
         raise RowProblem("latitude must be between -90 and 90.", column=lat_column, value=lat_text)
-    if not (-180 <= lon <= 180) or math.isnan(lon):
+    if not (-180 <= lon <= 180) or not math.isfinite(lon):
         raise RowProblem(
             "longitude must be between -180 and 180.", column=lon_column, value=lon_text
         )
@@ -183,8 +244,8 @@ class Countries:
             }.items():
                 cls._by_key[alias] = iso
         text = (text or "").strip()
-        if text.isdigit():
-            return cls._by_key.get(str(int(text)))
+        if ASCII_INTEGER.fullmatch(text):  # not isdigit(): true for "²", which int() refuses
+            return cls._by_key.get(str(int(text))) if len(text) <= 4 else None
         return cls._by_key.get(normalize_name(text)) or cls._by_key.get(text.lower())
 
 
@@ -290,6 +351,13 @@ class Importer:
             text.seek(0)
             reader = self._reader(text)
             header = [h.strip() for h in reader.fieldnames or []]
+            repeated = sorted({h for h in header if h and header.count(h) > 1})
+            if repeated:
+                # A dict per row keeps only the last of two equal names: refuse to guess.
+                raise FileRejected(
+                    f"Columns named more than once: {', '.join(repeated)}. "
+                    "Rename or remove the copies so that every column has its own name."
+                )
             missing = [c for c in self.required_columns if c not in header]
             if missing:
                 raise FileRejected(
@@ -330,6 +398,9 @@ class Importer:
                     ),
                 )
                 continue
+            if has_nul(row):
+                yield number, nul_problem(row)
+                continue
             try:
                 yield number, self.parse(row, context)
             except RowProblem as problem:
@@ -337,6 +408,14 @@ class Importer:
 
     def parse(self, row: dict[str, str], context: Context) -> Record:
         raise NotImplementedError
+
+
+def nul_problem(row: dict) -> RowProblem:
+    column = next((str(k) for k, v in row.items() if has_nul(k) or has_nul(v)), "")
+    return RowProblem(
+        "The row contains a NUL character (\\x00), which is not text; remove it.",
+        column=column,
+    )
 
 
 def stable_key(*parts: str) -> str:

@@ -18,6 +18,7 @@ from tracker.importers.base import (
     Record,
     RowProblem,
     cell,
+    check_external_id,
     parse_date,
     parse_int,
     parse_point,
@@ -98,7 +99,7 @@ class CccImporter(Importer):
             date.isoformat(), locality, state, cell(row, "location_detail"), title
         )
         return Record(
-            external_id=f"ccc:{key}",
+            external_id=check_external_id(f"ccc:{key}", column="id"),
             fields={
                 "title": title[:300],
                 "description": claims,

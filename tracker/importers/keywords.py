@@ -211,8 +211,17 @@ _KETTLED = re.compile(r"\bkettl|\bencircl|\bоцеплен|\bкеттлинг|\b
 _DISPERSED = re.compile(r"\bdispers|\bразогнал|\bразгон", re.IGNORECASE)
 
 
-def _to_int(text: str) -> int:
-    return int(re.sub(r"[ ,]", "", text))
+# A number in running text above the count columns' range (PostgreSQL integer) is no
+# count of people: it is read as "not said", never stored or allowed to fail the row.
+_MAX_COUNT = 2_147_483_647
+
+
+def _to_int(text: str) -> int | None:
+    digits = re.sub(r"[ ,]", "", text)
+    if len(digits) > 10:  # also spares int() a 5,000-digit string, which it refuses
+        return None
+    number = int(digits)
+    return number if number <= _MAX_COUNT else None
 
 
 def arrests_from_text(text: str) -> int | None:
@@ -220,6 +229,7 @@ def arrests_from_text(text: str) -> int | None:
     if not text:
         return None
     found = [_to_int(m.group(1)) for pattern in _ARREST_PATTERNS for m in pattern.finditer(text)]
+    found = [number for number in found if number is not None]
     if found:
         return max(found)
     if any(pattern.search(text) for pattern in _NO_ARRESTS):
@@ -234,6 +244,8 @@ def crowd_size_from_phrase(phrase: str) -> tuple[int | None, int | None]:
         return None, None
     if m := _CROWD_RANGE.search(phrase):
         low, high = _to_int(m.group(1)), _to_int(m.group(2))
+        if low is None or high is None:
+            return None, None
         return (low, high) if low <= high else (high, low)
     if m := _CROWD_AT_LEAST.search(phrase):
         return _to_int(m.group(1)), None

@@ -15,6 +15,7 @@ from tracker.importers.base import (
     RowProblem,
     RowSkipped,
     cell,
+    check_external_id,
     parse_int,
     source_from_text,
     split_list,
@@ -107,7 +108,7 @@ class MassMobilizationImporter(Importer):
         key = cell(row, "id") or stable_key(country, start.isoformat(), location, identity)
         description = notes if not identity else f"{notes}\n\nProtesters: {identity}".strip()
         return Record(
-            external_id=f"mm:{key}",
+            external_id=check_external_id(f"mm:{key}", column="id"),
             fields={
                 "title": f"Protest in {city.name if city else location}"[:300],
                 "description": description,

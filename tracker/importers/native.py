@@ -15,30 +15,32 @@ from typing import IO, Any
 
 from django.contrib.gis.geos import Point
 
+from tracker.csv_safety import csv_text_value
 from tracker.importers.base import (
+    ASCII_INTEGER,
     Context,
     FileRejected,
     Importer,
     Record,
     RowProblem,
+    check_external_id,
+    check_source_url,
+    has_nul,
+    nul_problem,
     parse_date,
     parse_int,
     parse_point,
     split_list,
 )
-from tracker.models import ExternalId
 
-FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 TEXT_FIELDS = ("title", "description", "country", "admin1", "location_detail", "date_precision")
 COUNT_FIELDS = ("arrests", "injuries", "deaths", "participants_low", "participants_high")
 
 
 def _text(value: Any) -> str:
     text = "" if value is None else str(value)
-    # The CSV export quotes a cell that a spreadsheet would run as a formula with "'".
-    if text.startswith("'") and text[1:2] and text[1:2] in FORMULA_START:
-        return text[1:]
-    return text
+    # The CSV export guards a cell that a spreadsheet would run as a formula with "'".
+    return csv_text_value(text)
 
 
 class NativeImporter(Importer):
@@ -63,6 +65,8 @@ class NativeImporter(Importer):
             ) from None
         except json.JSONDecodeError as exc:
             raise FileRejected(f"This is not valid GeoJSON: {exc}.") from None
+        except RecursionError:
+            raise FileRejected("This GeoJSON nests lists or objects too deeply.") from None
         if not isinstance(data, dict) or data.get("type") != "FeatureCollection":
             raise FileRejected("A GeoJSON import must be a FeatureCollection of events.")
         features = data.get("features")
@@ -103,6 +107,9 @@ class NativeImporter(Importer):
             if "__problem__" in row:
                 yield number, RowProblem(row["__problem__"], column="geometry")
                 continue
+            if has_nul(row):
+                yield number, nul_problem(row)
+                continue
             try:
                 yield number, self.parse(row, context)
             except RowProblem as problem:
@@ -122,6 +129,7 @@ class NativeImporter(Importer):
             out = []
             for source in sources:
                 item = {k: _text(source.get(k)) for k in ("url", "title", "publisher", "language")}
+                check_source_url(item["url"], column="sources")
                 published = source.get("published_on")
                 try:
                     item["published_on"] = dt.date.fromisoformat(published) if published else None
@@ -131,7 +139,7 @@ class NativeImporter(Importer):
                     ) from None
                 out.append(item)
             return out
-        urls = self._list(row, "source_urls")
+        urls = [check_source_url(u, column="source_urls") for u in self._list(row, "source_urls")]
         titles = self._list(row, "source_titles")
         if len(urls) == len(titles):
             return [{"url": u, "title": t} for u, t in zip(urls, titles, strict=True)]
@@ -139,32 +147,33 @@ class NativeImporter(Importer):
 
     def _number(self, row: dict, column: str) -> int | None:
         value = row.get(column)
-        if value is None or isinstance(value, int):
-            return value
+        if value is None:
+            return None
+        # GeoJSON numbers too: a bool, a negative or a 40-digit number is no count.
         return parse_int({column: _text(value)}, column)
 
     def parse(self, row: dict[str, Any], context: Context) -> Record:
         plain = {k: _text(v) for k, v in row.items() if k and not isinstance(v, list | dict)}
-        external_ids = [str(x) for x in self._list(row, "external_ids")]
-        for text in external_ids:
-            try:
-                ExternalId.parse(text)
-            except Exception:
-                raise RowProblem(
-                    'An external id looks like "acled:KAZ1234".', column="external_ids", value=text
-                ) from None
+        external_ids = [
+            check_external_id(str(x), column="external_ids")
+            for x in self._list(row, "external_ids")
+        ]
         if not external_ids:
             if not plain.get("id"):
                 raise RowProblem(
                     "A row needs an id or an external id to be recognised on a re-import.",
                     column="id",
                 )
-            external_ids = [f"tracker:{plain['id']}"]
+            external_ids = [check_external_id(f"tracker:{plain['id']}", column="id")]
         point = parse_point(plain, "latitude", "longitude") if "latitude" in plain else None
         country = plain.get("country", "").upper()
         city = None
-        city_id = plain.get("city_id", "")
-        if city_id.isdigit():
+        city_id = plain.get("city_id", "").strip()
+        if city_id and not (ASCII_INTEGER.fullmatch(city_id) and len(city_id) <= 18):
+            # Not str.isdigit(): it is true for "²", which int() refuses.
+            raise RowProblem("city_id must be a whole number.", column="city_id", value=city_id)
+        if city_id:
+            # Ids of another instance may differ; the city's name below decides then.
             city = context.gazetteer.cities.get(int(city_id))
         if city is None and plain.get("city"):
             city = context.gazetteer.lookup(plain["city"], country=country or None)

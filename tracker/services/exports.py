@@ -21,6 +21,7 @@ from django.http import QueryDict
 from django.utils import timezone
 
 from tracker import taxonomy
+from tracker.csv_safety import csv_cell
 from tracker.importers import acled
 from tracker.models import Event, ExportJob, ExportLayout, JobStatus
 from tracker.selectors import event_with_related
@@ -43,7 +44,6 @@ CCC_COLUMNS = (
     "injuries_crowd", "injuries_police", "chemical_agents", "police_measures", "lat", "lon",
 )  # fmt: skip
 CCC_SOURCE_COLUMNS = 10
-FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 # Our police responses in CCC's police_measures words (the reverse of the crosswalk).
 CCC_MEASURE = {
@@ -55,16 +55,6 @@ CCC_MEASURE = {
     "force": "batons",
     "lethal": "live ammunition",
 }
-
-
-def _safe(value) -> str:
-    if value is None:
-        return ""
-    text = str(value)
-    # A spreadsheet would run a text cell that starts like a formula.
-    if isinstance(value, str) and text.startswith(FORMULA_START):
-        return "'" + text
-    return text
 
 
 def _ids(event: Event, scheme: str) -> str:
@@ -104,7 +94,7 @@ def acled_row(event: Event) -> list:
         "tags": crowd,
         "timestamp": int(event.updated_at.timestamp()),
     }
-    return [_safe(values.get(column)) for column in acled.COLUMNS]
+    return [csv_cell(values.get(column)) for column in acled.COLUMNS]
 
 
 def ccc_row(event: Event) -> list:
@@ -130,8 +120,8 @@ def ccc_row(event: Event) -> list:
         "lat": event.location.y if event.location is not None else None,
         "lon": event.location.x if event.location is not None else None,
     }
-    row = [_safe(values.get(column)) for column in CCC_COLUMNS]
-    return row + [_safe(u) for u in urls] + [""] * (CCC_SOURCE_COLUMNS - len(urls))
+    row = [csv_cell(values.get(column)) for column in CCC_COLUMNS]
+    return row + [csv_cell(u) for u in urls] + [""] * (CCC_SOURCE_COLUMNS - len(urls))
 
 
 LAYOUTS = {
