@@ -360,3 +360,32 @@ def test_export_cancel_and_retry_belong_to_the_owner_or_a_moderator(media, make_
     assert api.post(f"/api/v1/exports/jobs/{job.pk}/cancel/").status_code == 409
     api.force_authenticate(make_user("mod-export", "Moderator"))
     assert api.post(f"/api/v1/exports/jobs/{job.pk}/retry/").json()["status"] == "queued"
+
+
+# --- what an import leaves in events and their history ---------------------------------------
+
+
+@pytest.mark.django_db
+def test_an_import_update_raises_the_version_and_the_history_hides_the_file_name(media, moderator):
+    first = import_job_run(job_id=_job(moderator, csv_bytes([acled_row(event_id_cnty="KAZV1")])).pk)
+    event = Event.objects.get(external_ids__value="KAZV1")
+    assert (first.rows_created, event.version) == (1, 1)
+    newer = csv_bytes([acled_row(event_id_cnty="KAZV1", notes="Updated.", timestamp="1700000000")])
+    job = import_job_create(
+        file=ContentFile(newer, name="secret-source-name.csv"),
+        format="acled",
+        publish=True,
+        user=moderator,
+        dispatch=False,
+    )
+    job = import_job_run(job_id=job.pk)
+    assert job.rows_updated == 1
+    event.refresh_from_db()
+    assert event.version == 2
+    assert event.description == "Updated."
+    reasons = set(event.history.values_list("history_change_reason", flat=True))
+    assert reasons == {f"import job {first.pk} (acled)", f"import job {job.pk} (acled)"}
+    assert event.history.first().version == 2
+    # The stored file is named at random, not after the upload.
+    assert "secret-source-name" not in job.file.name
+    assert job.original_name == "secret-source-name.csv"
