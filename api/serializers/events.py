@@ -5,6 +5,7 @@ None of them has a field for who submitted an event, on purpose.
 
 from __future__ import annotations
 
+import math
 import re
 
 from django.contrib.gis.geos import Point
@@ -234,6 +235,11 @@ class EventInputSerializer(serializers.Serializer):
         return value
 
     def validate(self, attrs):
+        for name in ("longitude", "latitude"):
+            # JSON may say NaN or Infinity; NaN passes min/max checks and a stored NaN point
+            # would make every later GeoJSON answer invalid JSON.
+            if attrs.get(name) is not None and not math.isfinite(attrs[name]):
+                raise serializers.ValidationError({name: ["Give a finite number of degrees."]})
         has_lon = attrs.get("longitude") is not None
         has_lat = attrs.get("latitude") is not None
         if has_lon != has_lat:

@@ -185,7 +185,7 @@ def parse_point(row: dict, lat_column: str, lon_column: str) -> Point | None:
             raise ValueError
         lat, lon = float(lat_text), float(lon_text)
     except ValueError:
-        bad = lat_column if not re.fullmatch(r"-?\d+(\.\d+)?", lat_text) else lon_column
+        bad = lat_column if not re.fullmatch(r"-?[0-9]+(\.[0-9]+)?", lat_text) else lon_column
         raise RowProblem(
             f"{bad} must be a decimal number of degrees.", column=bad, value=cell(row, bad)
         ) from None
