@@ -277,7 +277,7 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # then tracker.tasks.dispatch_on_commit logs it and a sweep dispatches it later.
 CELERY_BROKER_CONNECTION_TIMEOUT = 2
 CELERY_TASK_PUBLISH_RETRY_POLICY = {
-    "max_retries": 2,
+    "max_retries": 1,
     "interval_start": 0,
     "interval_step": 0.2,
     "interval_max": 0.5,
@@ -294,7 +294,11 @@ CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = {
 # jobs sweep below re-queues such a job within minutes anyway. An hour is longer than any
 # job we have measured (a million-row import takes about ten minutes).
 CELERY_BROKER_TRANSPORT_OPTIONS = {
-    "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=3600)
+    "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=3600),
+    # Without these a publish to a Redis that hangs waits for ever (and the request with
+    # it); the worker's BRPOP waits 1 s at a time, inside them.
+    "socket_connect_timeout": 2,
+    "socket_timeout": 2,
 }
 # A running job whose heartbeat is older than this (and whose run lock is free) has lost its
 # worker; a queued job not picked up for JOB_QUEUED_STALE_SECONDS is dispatched again.

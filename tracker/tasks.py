@@ -12,6 +12,12 @@ from django.db import transaction
 logger = logging.getLogger(__name__)
 
 
+# After a failed publish, requests skip the broker for this long instead of each waiting
+# for its timeouts (a Redis that hangs costs seconds per try); the sweeps catch up.
+PUBLISH_BREAKER_SECONDS = 10.0
+_publish_failed_at = float("-inf")
+
+
 def dispatch_on_commit(task, *args, **kwargs) -> None:
     """Queue `task(*args, **kwargs)` once the current transaction commits, and never fail the
     request over it: with the broker down the write is already committed, so a 500 would
@@ -19,9 +25,14 @@ def dispatch_on_commit(task, *args, **kwargs) -> None:
     dispatches what was missed. Nobody reads these results, so none is subscribed to."""
 
     def send():
+        global _publish_failed_at
+        if time.monotonic() - _publish_failed_at < PUBLISH_BREAKER_SECONDS:
+            logger.warning("%s%r not queued (broker failing); left to its sweep", task.name, args)
+            return
         try:
             task.apply_async(args, kwargs, ignore_result=True)
         except Exception as exc:  # kombu OperationalError, redis errors, a full broker ...
+            _publish_failed_at = time.monotonic()
             logger.warning(
                 "%s%r not queued (%s: %s); its sweep will dispatch it again",
                 task.name,

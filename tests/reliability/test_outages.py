@@ -397,6 +397,14 @@ def test_redis_hung_then_killed_mid_run(people, tmp_path):
         redis_server.signal(signal.SIGSTOP)
         slowest_hung = _assert_all_answer(anonymous, urls, status=200, app=app, max_seconds=3)
         assert moderator.get("/review/").status == 200
+        # a write: committed; its publish gives up after the broker's short timeouts
+        reply = contributor.post_json(
+            "/api/v1/events/", _submission("Picket while Redis hung"), people["token"]
+        )
+        assert reply.status == 201, reply.text
+        assert reply.seconds < 10
+        write_while_hung_seconds = reply.seconds
+        written_while_hung = Event.objects.get(pk=reply.json()["id"])
         redis_server.signal(signal.SIGCONT)
         FIGURES["outages_survived"] += 1
 
@@ -455,19 +463,23 @@ def test_redis_hung_then_killed_mid_run(people, tmp_path):
             )
 
         def geocoded():
-            missed.refresh_from_db()
-            return missed.city_id is not None
+            return all(
+                Event.objects.get(pk=e.pk).city_id is not None for e in (missed, written_while_hung)
+            )
 
         _wait_for(geocoded, 40, "the swept geocoding")
+        missed.refresh_from_db()
         assert missed.city.name == "Astana"
-        assert missed.pk not in events_awaiting_geocoding(grace=NO_GRACE)  # idempotent
+        waiting = events_awaiting_geocoding(grace=NO_GRACE)  # idempotent: nothing left
+        assert missed.pk not in waiting and written_while_hung.pk not in waiting
         # Hundreds of failed cache calls, one log line (a minute) about them, no traceback.
         log = app.log_text(tail=10**7)
         assert 1 <= log.count("Redis unavailable, cache skipped") <= 2, log[-3000:]
         assert "Traceback" not in log
         print(  # the figures for the report (pytest -s)
             f"\nredis outages: slowest answer while hung {slowest_hung:.2f} s, "
-            f"a round of {len(urls)} URLs while down {round_seconds:.2f} s"
+            f"a round of {len(urls)} URLs while down {round_seconds:.2f} s, "
+            f"a write while hung {write_while_hung_seconds:.2f} s"
         )
     finally:
         if worker is not None:
