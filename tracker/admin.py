@@ -3,6 +3,7 @@ from django.contrib import admin
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin
 from django.contrib.gis.admin import GISModelAdmin
+from django.db import models
 from django.db.models.functions import ExtractYear
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
@@ -97,6 +98,8 @@ class PoliceResponseFilter(_ArrayContainsFilter):
 
 class SourceInline(admin.TabularInline):
     model = Source
+    # A link typed without a scheme is taken as https (Django 6's default, chosen now).
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
     extra = 1
     fields = ["url", "title", "publisher", "published_on", "language"]
 
