@@ -23,6 +23,8 @@ WEB_URL_SCHEMES = ("http", "https")
 web_url_validator = URLValidator(
     schemes=list(WEB_URL_SCHEMES),
     message=_("Give a link that starts with http:// or https://."),
+    # Not "invalid": a form field would put its own "Enter a valid URL." in its place.
+    code="web_url",
 )
 
 
