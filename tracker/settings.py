@@ -316,7 +316,8 @@ CELERY_BEAT_SCHEDULE = {
 }
 
 REST_FRAMEWORK = {
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    # drf-spectacular plus the error responses every operation can give (api.schema).
+    "DEFAULT_SCHEMA_CLASS": "api.schema.TrackerAutoSchema",
     # Token first: an anonymous write then gets 401 with `WWW-Authenticate: Token`.
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.TokenAuthentication",

@@ -4,8 +4,11 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.request
+from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 from django.db import connection
@@ -86,44 +89,76 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
+def database_url(name: str) -> str:
+    """The test settings' server and credentials (password included), database `name`."""
+    db = connection.settings_dict
+    auth = quote(db.get("USER") or "postgres", safe="")
+    if db.get("PASSWORD"):
+        auth += ":" + quote(db["PASSWORD"], safe="")
+    return f"postgis://{auth}@{db.get('HOST') or '127.0.0.1'}:{db.get('PORT') or 5432}/{name}"
+
+
 @pytest.fixture(scope="session")
 def server(django_db_setup, django_db_blocker):
     """gunicorn serving this app on the test database, for real HTTP clients (GDAL,
     Chromium). It sees committed data only: the demo, loaded by the session fixture."""
     with django_db_blocker.unblock():
         name = connection.settings_dict["NAME"]
-    settings = connection.settings_dict
+    with serve_app(database_url(name)) as base:
+        yield base
+
+
+@contextmanager
+def serve_app(db_url: str, *, workers: int = 1, log=None, **extra_env: str):
+    """gunicorn on `db_url`, on a free port; yields its base URL once it answers a request
+    that reads the database. Its log (into `log`, an open binary file, if given) is shown if
+    it does not start."""
     port = _free_port()
     env = {
         **os.environ,
-        "DATABASE_URL": f"postgis://{settings['USER']}@{settings['HOST'] or '127.0.0.1'}:"
-        f"{settings['PORT'] or 5432}/{name}",
+        "DATABASE_URL": db_url,
         # DEBUG lets whitenoise serve static files from the finders (no collectstatic).
         "DJANGO_DEBUG": "1",
+        **extra_env,
     }
     gunicorn = Path(sys.executable).with_name("gunicorn")
-    command = [str(gunicorn), "tracker.wsgi", "-b", f"127.0.0.1:{port}", "-w", "1"]
+    command = [str(gunicorn), "tracker.wsgi", "-b", f"127.0.0.1:{port}", "-w", str(workers)]
     # A file, not a pipe: a pipe nobody reads would block the server once full.
-    with tempfile.TemporaryFile() as log:
+    if log is not None:
         yield from _serve(command, env, log)
+        return
+    with tempfile.TemporaryFile() as own_log:
+        yield from _serve(command, env, own_log)
 
 
 def _serve(command, env, log):
     process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     base = f"http://{command[command.index('-b') + 1]}"
+    # An event list touches the database (a health probe on a static page would pass with a
+    # server that cannot read its database, e.g. a DATABASE_URL without the password).
+    probe = f"{base}/api/v1/events/?page_size=1"
     try:
         deadline = time.monotonic() + 30
         while True:
+            problem = None
             try:
-                with urllib.request.urlopen(f"{base}/api/v1/taxonomy/", timeout=2) as response:  # noqa: S310
+                with urllib.request.urlopen(probe, timeout=5) as response:  # noqa: S310
                     if response.status == 200:
                         break
-            except OSError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    log.seek(0)
-                    pytest.fail(f"gunicorn did not start:\n{log.read().decode()}")
-                time.sleep(0.3)
+                    problem = f"HTTP {response.status}"
+            except urllib.error.HTTPError as error:
+                problem = f"HTTP {error.code}: {error.read()[:500]!r}"
+            except OSError as error:
+                problem = repr(error)
+            if process.poll() is not None or time.monotonic() > deadline:
+                log.seek(0)
+                pytest.fail(f"gunicorn did not serve {probe} ({problem}):\n{log.read().decode()}")
+            time.sleep(0.3)
         yield base
     finally:
         process.terminate()
-        process.wait(timeout=10)
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=5)

@@ -1,0 +1,149 @@
+"""What the OpenAPI schema adds to drf-spectacular's view inspection: the error responses every
+operation can give, in the one error body of api.exceptions, and the schema-only serializer
+of an event as GET /events/{id}/ returns it.
+
+The error statuses follow from how DRF and this project's middleware treat a request, not from
+a list kept by hand per view: any view that authenticates answers a bad token with 401, any
+throttled one answers 429, every view answers 503 while PostgreSQL is down, and so on.
+schemathesis (tests/reliability/test_schemathesis.py) checks that no other status appears.
+"""
+
+from __future__ import annotations
+
+from drf_spectacular.contrib.rest_framework_gis import GeoFeatureModelSerializerExtension
+from drf_spectacular.openapi import AutoSchema
+from rest_framework import serializers
+from rest_framework.permissions import AllowAny, IsAuthenticatedOrReadOnly
+
+from api.serializers.events import EventSerializer
+from tracker.models import EventStatus
+
+SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
+
+
+class ErrorSerializer(serializers.Serializer):
+    """The body of every error of the API (api.exceptions)."""
+
+    detail = serializers.CharField(help_text="What went wrong and what to do, in a sentence.")
+    code = serializers.CharField(
+        help_text='A stable slug: "invalid", "not_authenticated", "permission_denied", '
+        '"not_found", "throttled", "conflict", "precondition_failed", '
+        '"service_unavailable", ...'
+    )
+    errors = serializers.DictField(
+        required=False,
+        child=serializers.JSONField(),
+        help_text="For invalid input (400): the messages per field or query parameter, "
+        'e.g. {"in_bbox": ["..."]}; "non_field_errors" for the request as a whole.',
+    )
+    retry_after_seconds = serializers.IntegerField(
+        required=False, help_text="For 429: when to try again (also in Retry-After)."
+    )
+
+
+class EventDetailSerializer(EventSerializer):
+    """An event as GET /events/{id}/ returns it. A published event has EventSerializer's
+    fields, for everyone. A pending or rejected one is visible to the contributor who
+    submitted it and to moderators only, and adds `status`, `review_note` and
+    `reviewed_at` (so those three are not always present)."""
+
+    status = serializers.ChoiceField(
+        choices=EventStatus.choices,
+        required=False,
+        help_text="Only for events that are not published.",
+    )
+    review_note = serializers.CharField(
+        required=False, help_text="Only for events that are not published."
+    )
+    reviewed_at = serializers.DateTimeField(
+        required=False, allow_null=True, help_text="Only for events that are not published."
+    )
+
+    class Meta(EventSerializer.Meta):
+        fields = [*EventSerializer.Meta.fields, "status", "review_note", "reviewed_at"]
+        read_only_fields = EventSerializer.Meta.fields
+
+
+class EventFeatureExtension(GeoFeatureModelSerializerExtension):
+    """An event as a GeoJSON Feature, as api.serializers.events writes it: `geometry` is null
+    for an event placed by country or region only (RFC 7946 allows an unlocated Feature), the
+    Feature carries the event's `id`, and every member is always present."""
+
+    target_class = "api.serializers.events.EventFeatureSerializer"
+    priority = 1
+
+    def map_serializer(self, auto_schema, direction):
+        schema = super().map_serializer(auto_schema, direction)
+        properties = schema["properties"]
+        properties["geometry"] = {**properties["geometry"], "nullable": True}
+        properties["id"] = {"type": "integer", "readOnly": True}
+        schema["required"] = ["type", "id", "geometry", "properties"]
+        event_fields = properties["properties"]
+        event_fields["required"] = sorted(event_fields["properties"])
+        return schema
+
+
+ERROR_DESCRIPTIONS = {
+    400: "Invalid input: a query parameter or the request body (see `errors`).",
+    401: "Not signed in, or a wrong token: send `Authorization: Token <key>`.",
+    403: "Signed in, but this role may not do this (or the CSRF check of a session failed).",
+    404: "No such resource (or not visible to you), or an invalid `cursor`.",
+    406: "An unknown `?format=`, or an Accept header this operation cannot satisfy.",
+    413: "The request body is too large.",
+    415: "The request body's Content-Type is not accepted here.",
+    429: "Too many requests (or login attempts): wait for Retry-After seconds.",
+    503: "PostgreSQL (or the task queue a write needs) is unavailable: retry after "
+    "Retry-After seconds.",
+}
+RETRY_AFTER_HEADER = {
+    "Retry-After": {"schema": {"type": "integer"}, "description": "Seconds to wait."}
+}
+
+
+class TrackerAutoSchema(AutoSchema):
+    def _get_response_bodies(self, direction="response"):
+        responses = super()._get_response_bodies(direction)
+        if direction != "response":
+            return responses
+        error_ref = self.resolve_serializer(ErrorSerializer, "response").ref
+        for code in self._error_codes():
+            existing = responses.get(str(code))
+            if existing is None:
+                responses[str(code)] = {
+                    "description": ERROR_DESCRIPTIONS[code],
+                    "content": {"application/json": {"schema": error_ref}},
+                    **({"headers": RETRY_AFTER_HEADER} if code in (429, 503) else {}),
+                }
+            else:
+                # A view that named the status but gave no body shape gets the error body.
+                for media in existing.get("content", {}).values():
+                    if media.get("schema", {}).get("type") == "object" and not media["schema"].get(
+                        "properties"
+                    ):
+                        media["schema"] = error_ref
+        return responses
+
+    def _error_codes(self) -> list[int]:
+        view, method = self.view, self.method
+        has_body = method in ("POST", "PUT", "PATCH")
+        has_query = any(p.get("in") == "query" for p in self._get_parameters())
+        codes = [406, 503]
+        if has_body or has_query:
+            codes.append(400)
+        if view.get_authenticators():
+            codes.append(401)
+        permissions = [type(p) for p in view.get_permissions()]
+        public = all(p is AllowAny for p in permissions) or (
+            method in SAFE_METHODS
+            and all(p in (AllowAny, IsAuthenticatedOrReadOnly) for p in permissions)
+        )
+        if not public:
+            codes.append(403)
+        paginated = getattr(view, "pagination_class", None) is not None and self._is_list_view()
+        if "{" in self.path or paginated:
+            codes.append(404)
+        if has_body:
+            codes += [413, 415]
+        if view.get_throttles():
+            codes.append(429)
+        return sorted(codes)
