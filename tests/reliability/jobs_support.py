@@ -22,12 +22,17 @@ from tracker.celery import app
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def big_acled_file(rows: int, prefix: str) -> bytes:
+def big_acled_file(rows: int, prefix: str, bad_every: int = 0) -> bytes:
+    """An ACLED export; with `bad_every`, every n-th row has a date that is not a date."""
     return csv_bytes(
         [
             acled_row(
                 event_id_cnty=f"{prefix}{i:06d}",
-                event_date=f"20{10 + i % 10}-0{1 + i % 9}-1{i % 10}",
+                event_date=(
+                    "not a date"
+                    if bad_every and i % bad_every == 0
+                    else f"20{10 + i % 10}-0{1 + i % 9}-1{i % 10}"
+                ),
                 notes=f"Protest {i} against utility prices; police detained {i % 7} people.",
             )
             for i in range(rows)

@@ -14,6 +14,11 @@ A sweep run by beat every minute (`jobs_sweep`) re-queues a running job whose he
 stopped and whose lock is free (its worker is gone), up to MAX_ATTEMPTS starts, and
 dispatches again a job left queued for minutes (its message may have been lost with the
 broker). Moderators (and an export's owner) cancel and retry jobs.
+
+Job rows are locked FOR NO KEY UPDATE: the report rows a running import writes reference
+its job, and once their foreign key is checked (at commit, as Django defers it, or earlier
+under SET CONSTRAINTS ... IMMEDIATE) the import holds a KEY SHARE lock on the job row, which
+a plain FOR UPDATE would wait for: a cancel must never wait for the import it cancels.
 """
 
 from __future__ import annotations
@@ -140,7 +145,7 @@ def job_begin(*, model: type[Model], job_id: int) -> tuple[Job, bool]:
     """Mark the job running, as attempt n + 1, under its row lock. Call it holding the run
     lock. Returns the job and whether to run it (not if it is finished or to be stopped)."""
     with transaction.atomic():
-        job = model.objects.select_for_update().get(pk=job_id)
+        job = model.objects.select_for_update(no_key=True).get(pk=job_id)
         if job.is_finished:
             return job, False
         nothing = NOTHING_DONE[model]
@@ -167,7 +172,7 @@ def _stopped(job: Job) -> str:
 @transaction.atomic
 def job_cancel(*, model: type[Model], job_id: int, user) -> Job:
     """A queued job is cancelled at once; a running one stops at its next batch."""
-    job = model.objects.select_for_update().get(pk=job_id)
+    job = model.objects.select_for_update(no_key=True).get(pk=job_id)
     if not can_manage_job(user, job):
         from django.core.exceptions import PermissionDenied
 
@@ -192,7 +197,7 @@ def job_cancel(*, model: type[Model], job_id: int, user) -> Job:
 @transaction.atomic
 def job_retry(*, model: type[Model], job_id: int, user) -> Job:
     """Queue a failed or cancelled job again, from the start (its attempts are kept)."""
-    job = model.objects.select_for_update().get(pk=job_id)
+    job = model.objects.select_for_update(no_key=True).get(pk=job_id)
     if not can_manage_job(user, job):
         from django.core.exceptions import PermissionDenied
 
@@ -236,7 +241,7 @@ def _sweep_running(model: type[Model], stale_before: dt.datetime) -> dict[str, i
                 counts["alive"] += 1
                 continue
             with transaction.atomic():
-                job = model.objects.select_for_update().get(pk=job_id)
+                job = model.objects.select_for_update(no_key=True).get(pk=job_id)
                 if job.status != JobStatus.RUNNING:
                     continue  # finished (or re-queued) between the two reads
                 if job.cancel_requested:
@@ -261,7 +266,7 @@ def _sweep_running(model: type[Model], stale_before: dt.datetime) -> dict[str, i
 def _sweep_queued(model: type[Model], queued_before: dt.datetime) -> int:
     with transaction.atomic():
         jobs = list(
-            model.objects.select_for_update(skip_locked=True)
+            model.objects.select_for_update(skip_locked=True, no_key=True)
             .filter(status=JobStatus.QUEUED)
             .annotate(last_queued=Coalesce("heartbeat_at", "created_at"))
             .filter(last_queued__lt=queued_before)
