@@ -87,7 +87,7 @@ ERROR_DESCRIPTIONS = {
     400: "Invalid input: a query parameter or the request body (see `errors`).",
     401: "Not signed in, or a wrong token: send `Authorization: Token <key>`.",
     403: "Signed in, but this role may not do this (or the CSRF check of a session failed).",
-    404: "No such resource (or not visible to you), or an invalid `cursor`.",
+    404: "No such resource, or not visible to you.",
     406: "An unknown `?format=`, or an Accept header this operation cannot satisfy.",
     413: "The request body is too large.",
     415: "The request body's Content-Type is not accepted here.",
@@ -139,8 +139,7 @@ class TrackerAutoSchema(AutoSchema):
         )
         if not public:
             codes.append(403)
-        paginated = getattr(view, "pagination_class", None) is not None and self._is_list_view()
-        if "{" in self.path or paginated:
+        if "{" in self.path:
             codes.append(404)
         if has_body:
             codes += [413, 415]
