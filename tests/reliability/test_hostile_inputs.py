@@ -412,3 +412,39 @@ def test_fuzz_submission_fields(author):
             errors.append(("sources.title", repr(value)[:30], response.status_code))
     print(f"\nbody fuzz: {tried} requests, {len(errors)} 5xx, {time.monotonic() - started:.0f} s")
     assert not errors, errors
+
+
+def test_fuzz_patch_and_other_json_endpoints(mod_client, author):
+    """The same values in a moderator's PATCH, a review, an export request and a login."""
+    event = Event.objects.published().first()
+    tried, errors = 0, []
+    values = ["\x00", 10**30, -1, True, [], {}, "²", float("nan")]
+    cases = [(mod_client, f"/api/v1/events/{event.pk}/", "patch", field) for field in BODY_FIELDS]
+    cases += [
+        (mod_client, f"/api/v1/events/{event.pk}/review/", "post", "decision"),
+        (mod_client, f"/api/v1/events/{event.pk}/review/", "post", "note"),
+        (author, "/api/v1/exports/jobs/", "post", "layout"),
+        (author, "/api/v1/exports/jobs/", "post", "query"),
+    ]
+    for client, url, method, field in cases:
+        for value in values:
+            body = {field: value}
+            if "review" in url and field == "note":
+                body["decision"] = "reject"
+            if "exports" in url and field == "query":
+                body["layout"] = "acled"
+            response = _post(client, url, json.dumps(body), method=method, raw=True)
+            tried += 1
+            if response.status_code >= 500:
+                errors.append((url, field, repr(value)[:30], response.status_code))
+    for value in ("city=²", "updated_since=9999-12-31T23:59:59-23:59", "arrests_min=" + "9" * 30):
+        response = _post(author, "/api/v1/exports/jobs/", {"layout": "acled", "query": value})
+        tried += 1
+        assert response.status_code == 400, (value, response.content)
+    token = APIClient()
+    for username in ("\x00", "²", "x" * 200):
+        response = _post(token, "/api/v1/auth/token/", {"username": username, "password": "x"})
+        tried += 1
+        assert response.status_code in (400, 429), (username, response.status_code)
+    print(f"\npatch/other fuzz: {tried} requests, {len(errors)} 5xx")
+    assert not errors, errors
