@@ -155,7 +155,7 @@ class CityField(forms.CharField):
         if not value:
             return None
         value = value.strip()
-        # Not str.isdigit(): it is true for "²" and "٣", which int() refuses.
+        # Not str.isdigit(): it is true for "²", which int() refuses.
         if ASCII_ID_RE.fullmatch(value):
             ids = list(city_lookup_by_id(int(value))) if len(value) <= 18 else []
         else:

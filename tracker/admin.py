@@ -64,7 +64,8 @@ class YearFilter(admin.SimpleListFilter):
         return [(str(y), str(y)) for y in years]
 
     def queryset(self, request, queryset):
-        if self.value() and self.value().isdigit():
+        # Not str.isdigit(): it is true for "²", which int() refuses (a 500).
+        if self.value() and self.value().isascii() and self.value().isdigit():
             return queryset.filter(date__year=int(self.value()))
         return queryset
 

@@ -198,7 +198,7 @@ class EventInputSerializer(serializers.Serializer):
         if value in (None, ""):
             return None
         value = value.strip()
-        # Not str.isdigit(): it is true for "²" and "٣", which int() refuses.
+        # Not str.isdigit(): it is true for "²", which int() refuses.
         if re.fullmatch(r"[0-9]{1,18}", value):
             city = City.objects.filter(pk=int(value)).first()
         else:

@@ -448,3 +448,9 @@ def test_fuzz_patch_and_other_json_endpoints(mod_client, author):
         assert response.status_code in (400, 429), (username, response.status_code)
     print(f"\npatch/other fuzz: {tried} requests, {len(errors)} 5xx")
     assert not errors, errors
+
+
+def test_admin_year_filter_with_unicode_digits(admin_client):
+    for value in ("²", "٣", "2019"):
+        response = admin_client.get("/admin/tracker/event/", {"year": value})
+        assert response.status_code in (200, 302), (value, response.status_code)
