@@ -7,6 +7,7 @@ import contextlib
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -146,3 +147,35 @@ def wait_for(predicate, seconds: float, step: float = 0.05, what: str = "conditi
             return value
         time.sleep(step)
     raise AssertionError(f"timed out after {seconds} s waiting for {what}")
+
+
+class PrivateRedis:
+    """A Redis server of the test's own on a free port: a broker that no other worker shares,
+    so that a short visibility timeout restores nobody else's tasks."""
+
+    def __init__(self, directory: Path):
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        command = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1"]
+        command += ["--save", "", "--appendonly", "no", "--dir", str(directory)]
+        self.process = subprocess.Popen(
+            command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        client = redis.Redis.from_url(self.url)
+        try:
+            wait_for(lambda: _pings(client), 10, what="the private Redis")
+        finally:
+            client.close()
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=10)
+
+
+def _pings(client) -> bool:
+    try:
+        return bool(client.ping())
+    except redis.ConnectionError:
+        return False

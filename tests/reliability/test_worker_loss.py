@@ -9,7 +9,13 @@ import time
 import pytest
 from django.core.files.base import ContentFile
 
-from tests.reliability.jobs_support import Worker, big_acled_file, forget_unacked_messages, wait_for
+from tests.reliability.jobs_support import (
+    PrivateRedis,
+    Worker,
+    big_acled_file,
+    forget_unacked_messages,
+    wait_for,
+)
 from tracker.models import Event, ExternalId, ImportJob
 from tracker.services.imports import import_job_create, import_job_progress
 from tracker.services.jobs import jobs_sweep
@@ -58,7 +64,7 @@ def _rows_done(job: ImportJob) -> int:
 
 def _wait_mid_file(job: ImportJob, low: int = 4000, seconds: float = 90) -> int:
     done = wait_for(lambda: _rows_done(job) >= low and _rows_done(job), seconds, what="rows")
-    assert done < ROWS, f"the import was too fast to interrupt ({done} rows done)"
+    assert done < job.rows_total, f"the import was too fast to interrupt ({done} rows done)"
     return done
 
 
@@ -71,19 +77,19 @@ def _wait_finished(job: ImportJob, seconds: float = 120) -> ImportJob:
     return job
 
 
-def _assert_imported_once(job: ImportJob, prefix: str) -> None:
+def _assert_imported_once(job: ImportJob, prefix: str, rows: int = ROWS) -> None:
     assert job.status == "succeeded", job.message
-    assert job.rows_created == ROWS
+    assert job.rows_created == rows
     ids = ExternalId.objects.filter(scheme="acled", value__startswith=prefix)
-    assert ids.count() == ROWS
+    assert ids.count() == rows
     events = Event.objects.filter(external_ids__in=ids)
-    assert events.count() == ROWS
-    assert events.values("id").distinct().count() == ROWS
+    assert events.count() == rows
+    assert events.values("id").distinct().count() == rows
     # One creation in the history per event: nothing of the killed attempt survived.
     created = Event.history.filter(
         history_type="+", history_change_reason=f"import job {job.pk} (acled)"
     )
-    assert created.count() == ROWS
+    assert created.count() == rows
 
 
 def test_a_killed_pool_child_is_redelivered_and_the_job_completes_once(workers, make_user):
@@ -138,3 +144,46 @@ def test_a_whole_dead_worker_is_swept_and_a_new_worker_completes_the_job(workers
     _assert_imported_once(job, "KAZM")
     assert job.attempts == 2
     assert second.process.poll() is None
+
+
+def test_the_visibility_timeout_brings_back_the_task_of_a_whole_dead_worker(
+    workers, make_user, tmp_path
+):
+    """No sweep here: the broker alone gives the task of a SIGKILLed worker (main and pool)
+    to the next worker once it has gone unacknowledged for the visibility timeout."""
+    from tracker.celery import app
+    from tracker.tasks import import_job_run
+
+    broker = PrivateRedis(tmp_path)
+    started: list[Worker] = []
+    try:
+        private = {"CELERY_BROKER_URL": broker.url, "CELERY_RESULT_BACKEND": broker.url}
+        moderator = make_user("mod-loss-visibility", "Moderator")
+        first = workers(**private)
+        started.append(first)
+        job = import_job_create(
+            # Half the file: this test is about the broker, not the size.
+            file=ContentFile(big_acled_file(ROWS // 2, "KAZY"), name="big.csv"),
+            format="acled",
+            publish=True,
+            user=moderator,
+            dispatch=False,
+        )
+        with app.connection_for_write(broker.url) as connection:
+            import_job_run.apply_async((job.pk,), connection=connection, ignore_result=True)
+        done_at_kill = _wait_mid_file(job, low=2000)
+        first.kill_all()
+        # The next worker counts unacknowledged tasks older than 2 s as lost (an hour in
+        # production); it looks for them as it starts.
+        started.append(workers(**private, CELERY_VISIBILITY_TIMEOUT="2"))
+        job = _wait_finished(job)
+    finally:
+        for worker in started:  # before their broker goes
+            worker.stop()
+        broker.stop()
+    print(
+        f"\nworker SIGKILLed at {done_at_kill}/{ROWS // 2} rows; redelivered after the visibility "
+        f"timeout: {job.status}, attempts {job.attempts}, {job.rows_created} created"
+    )
+    _assert_imported_once(job, "KAZY", rows=ROWS // 2)
+    assert job.attempts == 2
