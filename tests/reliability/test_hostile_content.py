@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from django.contrib.gis.geos import Point
 from django.core.exceptions import ValidationError
+from django.core.management import call_command
 from django.test import Client
 from rest_framework.test import APIClient
 
@@ -142,6 +143,18 @@ def test_import_report_csv_neutralises_formulas(run_import, moderator):  # noqa:
     values = [row[2] for row in report[1:]]
     assert values == ["'=1+2", "'@SUM(A1)", "'-HYPERLINK(1)"]
     assert [row[0] for row in report[1:]] == ["2", "3", "4"]  # row numbers stay numbers
+
+
+def test_import_command_report_neutralises_formulas(moderator, settings, tmp_path):  # noqa: F811
+    settings.MEDIA_ROOT = tmp_path / "media"
+    source, report = tmp_path / "in.csv", tmp_path / "report.csv"
+    source.write_bytes(csv_bytes([acled_row(event_id_cnty="KAZC1", geo_precision="=1+2")]))
+    call_command(
+        "import_events", str(source), format="acled", user=moderator.username,
+        report=report, verbosity=0, stdout=io.StringIO(),
+    )  # fmt: skip
+    rows = _assert_cells_safe(report.read_bytes())
+    assert rows[1][2] == "'=1+2"
 
 
 # --- source URLs -------------------------------------------------------------------------

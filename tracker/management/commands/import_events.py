@@ -8,7 +8,6 @@ next to the summary with --report FILE.
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
 from django.contrib.auth import get_user_model
@@ -16,6 +15,7 @@ from django.core.files import File
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
+from tracker import csv_safety
 from tracker.models import ImportFormat, ImportJob
 
 
@@ -59,7 +59,7 @@ class Command(BaseCommand):
             job = import_job_run(job_id=job.pk, progress=progress)
         if options.get("report"):
             with options["report"].open("w", encoding="utf-8", newline="") as out:
-                csv.writer(out).writerows(report_rows(job=job))
+                csv_safety.writer(out).writerows(report_rows(job=job))
         if job.status == ImportJob.Status.FAILED:
             raise CommandError(f"Import job {job.pk} failed: {job.message}")
         self.stdout.write(f"Import job {job.pk}: {job.message} ({job.rows_total} rows).")
