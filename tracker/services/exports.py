@@ -204,8 +204,8 @@ def export_job_run(*, job_id: int) -> ExportJob:
             return _export_end(
                 job,
                 JobStatus.FAILED,
-                f"The file could not be written ({exc.strerror or exc}): the server's storage "
-                "may be full. Nothing was kept; retry later.",
+                f"The file could not be written ({exc.strerror or exc}): the server's storage is "
+                "full or not writable. Nothing was kept; retry later.",
             )
         except DatabaseError as exc:
             logger.exception("Export job %s: the query failed", job.pk)
