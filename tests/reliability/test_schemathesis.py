@@ -27,6 +27,7 @@ import psycopg
 import pytest
 import requests
 from django.conf import settings
+from django.test import Client
 
 from tests.api.conftest import database_url, serve_app
 
@@ -247,3 +248,22 @@ def _drop_queue(name: str) -> None:
         client.delete(name)
     finally:
         client.close()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("post", "/api/v1/imports/null,null/cancel/"),
+        ("patch", "/api/v1/events/0.5/"),
+        ("post", "/api/v1/events/0.5/review/"),
+    ],
+)
+def test_unknown_api_paths_answer_json_404_not_a_csrf_page(method, path):
+    """Found by schemathesis: a write to a path no route matches got Django's HTML 403
+    "CSRF verification failed" from the catch-all, not the API's JSON 404."""
+    client = Client(enforce_csrf_checks=True)
+    response = getattr(client, method)(path, data="{}", content_type="application/json")
+    assert response.status_code == 404
+    assert response["Content-Type"] == "application/json"
+    assert response.json()["code"] == "not_found"
