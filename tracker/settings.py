@@ -19,7 +19,7 @@ DEBUG = env.bool("DJANGO_DEBUG", default=False)
 # Without DEBUG the key must be strong, or nothing starts: a guessable key lets anyone forge
 # sessions and password-reset links. "Weak" is Django's own W009 rule; the old default (and
 # the placeholders once used by the compose file and the image build) are refused by name.
-_DEV_SECRET_KEY = "insecure-dev-key-set-DJANGO_SECRET_KEY-in-production"
+_DEV_SECRET_KEY = "insecure-dev-key-set-DJANGO_SECRET_KEY-in-production"  # noqa: S105 (refused without DEBUG)
 _KNOWN_WEAK_KEYS = {_DEV_SECRET_KEY, "change-me", "build"}
 SECRET_KEY = env("DJANGO_SECRET_KEY", default="") or (_DEV_SECRET_KEY if DEBUG else "")
 
