@@ -13,7 +13,7 @@ from rest_framework import status
 from rest_framework.exceptions import APIException, NotFound
 from rest_framework.exceptions import ValidationError as ApiValidationError
 from rest_framework.generics import ListAPIView
-from rest_framework.parsers import FormParser, MultiPartParser
+from rest_framework.parsers import MultiPartParser
 from rest_framework.permissions import BasePermission, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -58,7 +58,8 @@ class ImportJobListView(ListAPIView):
 
     permission_classes = [IsModerator]
     serializer_class = ImportJobSerializer
-    parser_classes = [MultiPartParser, FormParser]
+    # Multipart only: DRF's FormParser reads a url-encoded body without any size limit.
+    parser_classes = [MultiPartParser]
     queryset = ImportJob.objects.all()
 
     @extend_schema(request=ImportUploadSerializer, responses={202: ImportJobSerializer})

@@ -276,7 +276,8 @@ def _fingerprint(record: Record) -> str:
 
 
 def _is_newer(version: str, stored: str) -> bool:
-    if version.isdigit() and stored.isdigit():
+    # ASCII digits only: str.isdigit() is true for "²", which int() refuses.
+    if version.isascii() and version.isdigit() and stored.isascii() and stored.isdigit():
         return int(version) > int(stored)
     return version > stored
 
