@@ -10,12 +10,7 @@ umask 077
 
 die() { printf 'backup: %s\n' "$*" >&2; exit 1; }
 
-if [ -f .env ]; then
-  while IFS='=' read -r key value; do
-    case "$key" in ''|\#*) continue ;; esac
-    [ -z "${!key:-}" ] && export "$key=$value"
-  done < .env
-fi
+. scripts/dotenv.sh
 DATABASE_URL=${DATABASE_URL:-postgis://postgres@127.0.0.1:5432/tracker}
 MEDIA_ROOT=${MEDIA_ROOT:-.run/media}
 # libpq does not know Django's postgis:// scheme.

@@ -11,12 +11,7 @@ die() { printf 'restore: %s\n' "$*" >&2; exit 1; }
 [ $# -eq 1 ] || die "usage: scripts/restore.sh ARCHIVE"
 ARCHIVE=$1
 [ -f "$ARCHIVE" ] || die "no such archive: $ARCHIVE"
-if [ -f .env ]; then
-  while IFS='=' read -r key value; do
-    case "$key" in ''|\#*) continue ;; esac
-    [ -z "${!key:-}" ] && export "$key=$value"
-  done < .env
-fi
+. scripts/dotenv.sh
 DATABASE_URL=${DATABASE_URL:-postgis://postgres@127.0.0.1:5432/tracker}
 MEDIA_ROOT=${MEDIA_ROOT:-.run/media}
 PG_URL="postgresql://${DATABASE_URL#*://}"

@@ -12,13 +12,7 @@ mkdir -p .run
 say() { printf '==> %s\n' "$*"; }
 die() { printf 'setup: %s\n' "$*" >&2; exit 1; }
 
-# Values from .env count as if exported (the app reads the same file).
-if [ -f .env ]; then
-  while IFS='=' read -r key value; do
-    case "$key" in ''|\#*) continue ;; esac
-    [ -z "${!key:-}" ] && export "$key=$value"
-  done < .env
-fi
+. scripts/dotenv.sh
 
 # The URL that earlier versions of this script wrote for the local server, before it also
 # wrote the SETUP_MANAGED_DATABASE mark (see the PostgreSQL section).
