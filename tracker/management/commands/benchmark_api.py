@@ -680,7 +680,7 @@ COPY_COLUMNS = (
     "title, description, date, end_date, date_precision, country, admin1, city_id, "
     "location_detail, location, geo_precision, grievances, police_responses, arrests, "
     "injuries, deaths, participants_low, participants_high, status, is_generated, auto_coded, "
-    "review_note, created_at, updated_at"
+    "review_note, created_at, updated_at, version"
 )
 
 
@@ -774,6 +774,7 @@ def _lines(count: int, seed: int, cities: list[tuple]) -> list[str]:
             "",
             created.isoformat(),
             created.isoformat(),
+            "1",
         )
         lines.append("\t".join(fields) + "\n")
     return lines
