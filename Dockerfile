@@ -9,6 +9,10 @@ COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund --loglevel=error
 COPY pyproject.toml README.md ./
 COPY tracker/__init__.py tracker/__init__.py
+COPY config/__init__.py config/__init__.py
+COPY imports/__init__.py imports/__init__.py
+COPY pages/__init__.py pages/__init__.py
+COPY bench/__init__.py bench/__init__.py
 COPY api/__init__.py api/__init__.py
 RUN pip install --no-cache-dir -e .
 COPY . .
@@ -19,4 +23,4 @@ RUN scripts/vendor.sh \
     python manage.py collectstatic --noinput -v0
 EXPOSE 8000
 # Threads and a long timeout: a streamed CSV export of a million rows takes minutes.
-CMD ["gunicorn", "tracker.wsgi:application", "--bind", "0.0.0.0:8000", "--workers", "3", "--worker-class", "gthread", "--threads", "4", "--timeout", "300"]
+CMD ["gunicorn", "config.wsgi:application", "--bind", "0.0.0.0:8000", "--workers", "3", "--worker-class", "gthread", "--threads", "4", "--timeout", "300"]

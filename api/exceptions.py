@@ -23,7 +23,7 @@ from rest_framework.views import exception_handler as drf_exception_handler
 from rest_framework.views import set_rollback
 
 from api.parsers import RequestTooLarge
-from tracker.middleware import RETRY_AFTER_SECONDS, is_outage, log_outage, outage_detail
+from config.middleware import RETRY_AFTER_SECONDS, is_outage, log_outage, outage_detail
 
 logger = logging.getLogger("api")
 
@@ -60,7 +60,7 @@ class Conflict(exceptions.APIException):
 
 class ServiceUnavailable(exceptions.APIException):
     """PostgreSQL (or the broker, where a request needs it at once) is down: 503 with
-    Retry-After, as tracker.middleware answers for the views that are not DRF's."""
+    Retry-After, as config.middleware answers for the views that are not DRF's."""
 
     status_code = status.HTTP_503_SERVICE_UNAVAILABLE
     default_detail = "A service the API needs is unavailable. Try again shortly."

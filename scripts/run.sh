@@ -60,12 +60,12 @@ supervise() {
 }
 
 supervise "worker" .run/worker.log \
-  .venv/bin/celery -A tracker worker --loglevel=INFO --concurrency=2 &
+  .venv/bin/celery -A config worker --loglevel=INFO --concurrency=2 &
 pids+=($!)
 supervise "beat" .run/beat.log \
-  .venv/bin/celery -A tracker beat --loglevel=INFO --schedule .run/celerybeat-schedule &
+  .venv/bin/celery -A config beat --loglevel=INFO --schedule .run/celerybeat-schedule &
 pids+=($!)
-.venv/bin/gunicorn tracker.wsgi:application --bind "$HOST:$PORT" --workers "$WEB_WORKERS" \
+.venv/bin/gunicorn config.wsgi:application --bind "$HOST:$PORT" --workers "$WEB_WORKERS" \
   --worker-class gthread --threads 4 \
   --access-logfile - --error-logfile - --log-level warning --timeout 300 &
 web=$!

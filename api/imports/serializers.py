@@ -33,7 +33,7 @@ class ImportJobSerializer(serializers.ModelSerializer):
         }
 
     def get_progress(self, job: ImportJob) -> dict[str, int]:
-        from tracker.services.imports import import_job_progress
+        from imports.services import import_job_progress
 
         done, total = import_job_progress(job=job)
         return {"done": done, "total": total}

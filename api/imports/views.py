@@ -25,10 +25,10 @@ from api.imports.serializers import (
     ImportJobSerializer,
     ImportUploadSerializer,
 )
+from imports.jobs import JobConflict, StorageUnavailable
 from tracker.csv_safety import csv_row
 from tracker.history import is_moderator
 from tracker.models import ExportJob, ExportLayout, ImportJob
-from tracker.services.jobs import JobConflict, StorageUnavailable
 
 
 class StorageFull(APIException):
@@ -64,7 +64,7 @@ class ImportJobListView(ListAPIView):
 
     @extend_schema(request=ImportUploadSerializer, responses={202: ImportJobSerializer})
     def post(self, request):
-        from tracker.services.imports import import_job_create
+        from imports.services import import_job_create
 
         upload = ImportUploadSerializer(data=request.data)
         upload.is_valid(raise_exception=True)
@@ -103,7 +103,7 @@ class ImportJobCancelView(APIView):
 
     @extend_schema(request=None, responses={200: ImportJobSerializer, 409: OpenApiTypes.OBJECT})
     def post(self, request, pk: int):
-        from tracker.services.imports import import_job_cancel
+        from imports.services import import_job_cancel
 
         job = get_object_or_404(ImportJob, pk=pk)
         return _job_action(import_job_cancel, ImportJobSerializer, job_id=job.pk, user=request.user)
@@ -116,7 +116,7 @@ class ImportJobRetryView(APIView):
 
     @extend_schema(request=None, responses={200: ImportJobSerializer, 409: OpenApiTypes.OBJECT})
     def post(self, request, pk: int):
-        from tracker.services.imports import import_job_retry
+        from imports.services import import_job_retry
 
         job = get_object_or_404(ImportJob, pk=pk)
         return _job_action(import_job_retry, ImportJobSerializer, job_id=job.pk, user=request.user)
@@ -129,7 +129,7 @@ class ImportReportView(APIView):
 
     @extend_schema(responses={(200, "text/csv"): OpenApiTypes.STR})
     def get(self, request, pk: int):
-        from tracker.services.imports import report_rows
+        from imports.services import report_rows
 
         job = get_object_or_404(ImportJob, pk=pk)
         writer = csv.writer(_Echo())
@@ -148,8 +148,8 @@ class LayoutExportView(APIView):
     @extend_schema(responses={(200, "text/csv"): OpenApiTypes.STR})
     def get(self, request, layout: str):
         from api.filters import EventFilterSet
+        from imports.exports import export_csv_lines
         from tracker.models import Event
-        from tracker.services.exports import export_csv_lines
 
         if layout not in ExportLayout.values:
             raise NotFound(f"Unknown layout; choose from {', '.join(ExportLayout.values)}.")
@@ -172,8 +172,8 @@ class ExportJobListView(APIView):
     @extend_schema(request=ExportRequestSerializer, responses={202: ExportJobSerializer})
     def post(self, request):
         from api.filters import EventFilterSet
+        from imports.exports import export_job_create
         from tracker.models import Event
-        from tracker.services.exports import export_job_create
 
         payload = ExportRequestSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
@@ -224,7 +224,7 @@ class ExportJobCancelView(APIView):
 
     @extend_schema(request=None, responses={200: ExportJobSerializer, 409: OpenApiTypes.OBJECT})
     def post(self, request, pk: int):
-        from tracker.services.exports import export_job_cancel
+        from imports.exports import export_job_cancel
 
         job = _own_export(request, pk)
         return _job_action(export_job_cancel, ExportJobSerializer, job_id=job.pk, user=request.user)
@@ -237,7 +237,7 @@ class ExportJobRetryView(APIView):
 
     @extend_schema(request=None, responses={200: ExportJobSerializer, 409: OpenApiTypes.OBJECT})
     def post(self, request, pk: int):
-        from tracker.services.exports import export_job_retry
+        from imports.exports import export_job_retry
 
         job = _own_export(request, pk)
         return _job_action(export_job_retry, ExportJobSerializer, job_id=job.pk, user=request.user)

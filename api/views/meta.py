@@ -23,8 +23,8 @@ from api.serializers.meta import (
     TokenRequestSerializer,
     TokenResponseSerializer,
 )
+from pages.lockout import cool_off_seconds, lockout_message
 from tracker import taxonomy
-from tracker.lockout import cool_off_seconds, lockout_message
 from tracker.models import City
 from tracker.selectors import city_list
 

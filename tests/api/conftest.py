@@ -122,7 +122,7 @@ def serve_app(db_url: str, *, workers: int = 1, log=None, **extra_env: str):
         **extra_env,
     }
     gunicorn = Path(sys.executable).with_name("gunicorn")
-    command = [str(gunicorn), "tracker.wsgi", "-b", f"127.0.0.1:{port}", "-w", str(workers)]
+    command = [str(gunicorn), "config.wsgi", "-b", f"127.0.0.1:{port}", "-w", str(workers)]
     # A file, not a pipe: a pipe nobody reads would block the server once full.
     if log is not None:
         yield from _serve(command, env, log)

@@ -1,7 +1,7 @@
 """Settings of the server the browser tests drive: the project's own settings, with static
 files served by WhiteNoise straight from the finders (no collectstatic, DEBUG stays off)."""
 
-from tracker.settings import *  # noqa: F403
+from config.settings import *  # noqa: F403
 
 WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = False

@@ -127,7 +127,7 @@ def base_url(server_env, browser_db):
     process = subprocess.Popen(
         [
             str(Path(sys.executable).with_name("gunicorn")),
-            "tracker.wsgi",
+            "config.wsgi",
             "--bind",
             f"127.0.0.1:{port}",
             "--workers",

@@ -4,7 +4,7 @@ import io
 import pytest
 from django.core.files.base import ContentFile
 
-from tracker.importers.acled import COLUMNS as ACLED_COLUMNS
+from imports.acled import COLUMNS as ACLED_COLUMNS
 
 
 def acled_row(**values) -> dict:
@@ -51,7 +51,7 @@ def moderator(make_user):
 @pytest.fixture
 def run_import(moderator, settings, tmp_path):
     """Create and run a job from bytes, in-process, as the service would in the worker."""
-    from tracker.services.imports import import_job_create, import_job_run
+    from imports.services import import_job_create, import_job_run
 
     settings.MEDIA_ROOT = tmp_path
 

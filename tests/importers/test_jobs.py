@@ -11,9 +11,9 @@ from celery.contrib.testing.worker import start_worker
 from django.core.management import call_command
 from rest_framework.test import APIClient
 
+from config.celery import app
+from imports import keywords
 from tests.importers.conftest import acled_row, csv_bytes
-from tracker.celery import app
-from tracker.importers import keywords
 from tracker.models import Event, ExportJob, ImportJob
 
 
@@ -78,7 +78,7 @@ def test_upload_through_the_api_is_imported_by_the_worker(celery_worker, make_us
     assert event.status == Event.Status.PUBLISHED
     assert event.arrests == 3
     # Running the task again for a finished job changes nothing.
-    from tracker.tasks import import_job_run
+    from imports.tasks import import_job_run
 
     assert import_job_run.delay(job.pk).get(timeout=30)["status"] == "succeeded"
     assert Event.objects.filter(external_ids__value="KAZW1").count() == 1
@@ -149,7 +149,7 @@ def test_acled_layout_export_uses_the_api_filters_and_imports_back(client, run_i
 
 @pytest.mark.django_db
 def test_ccc_export_job_writes_a_file(make_user, settings, tmp_path):
-    from tracker.services.exports import export_job_run
+    from imports.exports import export_job_run
 
     settings.MEDIA_ROOT = tmp_path
     user = make_user("analyst-export")

@@ -18,7 +18,7 @@ def test_only_moderators_see_the_upload_page(client, make_user):
 
 
 def test_upload_queues_a_job_and_its_page_shows_the_report(client, moderator, settings, tmp_path):
-    from tracker.services.imports import import_job_run
+    from imports.services import import_job_run
 
     settings.MEDIA_ROOT = tmp_path
     client.force_login(moderator)

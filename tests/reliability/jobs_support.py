@@ -17,8 +17,8 @@ import redis
 from django.conf import settings
 from django.db import connection
 
+from config.celery import app
 from tests.importers.conftest import acled_row, csv_bytes
-from tracker.celery import app
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -46,7 +46,7 @@ print(json.dumps({
 
 
 def _run(args: list[str], **overrides: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, **PRODUCTION, "DJANGO_SETTINGS_MODULE": "tracker.settings"}
+    env = {**os.environ, **PRODUCTION, "DJANGO_SETTINGS_MODULE": "config.settings"}
     # Playwright's sync API sets this in the test process once a browser test has run; it
     # belongs to the test run, not to the production environment checked here.
     env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)

@@ -21,11 +21,11 @@ from django.test import Client
 from django.utils import timezone
 from rest_framework.test import APIClient
 
+from imports.jobs import MAX_ATTEMPTS, jobs_sweep
+from imports.services import import_job_create, import_job_progress, import_job_run
 from tests.importers.conftest import acled_row, csv_bytes
 from tests.reliability.jobs_support import Worker, big_acled_file, forget_unacked_messages, wait_for
 from tracker.models import Event, ExportJob, ExternalId, ImportJob
-from tracker.services.imports import import_job_create, import_job_progress, import_job_run
-from tracker.services.jobs import MAX_ATTEMPTS, jobs_sweep
 
 UPLOAD = csv_bytes([acled_row(event_id_cnty=f"KAZU{i}") for i in range(400)])  # ~150 KB
 
@@ -311,7 +311,7 @@ def _export(user, query: str = "") -> ExportJob:
 def test_an_export_job_that_cannot_write_its_file_fails_with_a_message(
     fault, media, settings, make_user
 ):
-    from tracker.services.exports import export_job_run
+    from imports.exports import export_job_run
 
     # 400 more published events: the file is then well past the 32 KB the "full" disk takes.
     assert import_job_run(job_id=_job(make_user("mod-full", "Moderator")).pk).rows_created == 400
@@ -338,7 +338,7 @@ def test_an_export_job_that_cannot_write_its_file_fails_with_a_message(
 
 @pytest.mark.django_db
 def test_an_export_job_over_rows_it_cannot_read_fails_with_a_message(media, make_user):
-    from tracker.services.exports import export_job_run
+    from imports.exports import export_job_run
 
     event = Event.objects.published().first()
     with connection.cursor() as cursor:  # as a faulty import or a manual fix could leave it

@@ -34,8 +34,8 @@ import redis
 from django.db import connection
 from rest_framework.authtoken.models import Token
 
+from config.celery import app as celery_app
 from tests.browser.support import _database_url
-from tracker.celery import app as celery_app
 from tracker.models import Event
 from tracker.services.geocoding import events_awaiting_geocoding
 
@@ -288,7 +288,7 @@ class App:
 
     def start(self) -> None:
         self.log = self.log_path.open("wb")
-        command = [str(BIN / "gunicorn"), "tracker.wsgi", "-b", f"127.0.0.1:{self.port}"]
+        command = [str(BIN / "gunicorn"), "config.wsgi", "-b", f"127.0.0.1:{self.port}"]
         command += ["-w", "1", "--threads", "4", "--timeout", "60"]
         self.process = subprocess.Popen(
             command, cwd=ROOT, env=self.env, stdout=self.log, stderr=subprocess.STDOUT

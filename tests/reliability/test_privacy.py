@@ -466,7 +466,7 @@ def _serve_and_log(tmp_path: Path, **env: str) -> list[str]:
         **os.environ,
         "DATABASE_URL": _database_url(),
         "PYTHONPATH": str(ROOT),
-        "DJANGO_SETTINGS_MODULE": "tracker.settings",
+        "DJANGO_SETTINGS_MODULE": "config.settings",
         **env,
     }
     if "ACCESS_LOG_IP" not in env:
@@ -474,7 +474,7 @@ def _serve_and_log(tmp_path: Path, **env: str) -> list[str]:
     process = subprocess.Popen(
         [
             str(Path(sys.executable).with_name("gunicorn")),
-            "tracker.wsgi:application",
+            "config.wsgi:application",
             "--bind",
             f"127.0.0.1:{port}",
             "--workers",
@@ -554,7 +554,7 @@ def test_truncation_rules_and_a_bad_setting():
     assert truncate("::ffff:198.51.100.9") == "198.51.100.0/24"
     assert truncate("not-an-address") == "-"
     result = subprocess.run(
-        [str(Path(sys.executable).with_name("gunicorn")), "--check-config", "tracker.wsgi"],
+        [str(Path(sys.executable).with_name("gunicorn")), "--check-config", "config.wsgi"],
         cwd=ROOT,
         env={**os.environ, "ACCESS_LOG_IP": "sometimes"},
         capture_output=True,

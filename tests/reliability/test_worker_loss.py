@@ -9,6 +9,8 @@ import time
 import pytest
 from django.core.files.base import ContentFile
 
+from imports.jobs import jobs_sweep
+from imports.services import import_job_create, import_job_progress
 from tests.reliability.jobs_support import (
     PrivateRedis,
     Worker,
@@ -17,8 +19,6 @@ from tests.reliability.jobs_support import (
     wait_for,
 )
 from tracker.models import Event, ExternalId, ImportJob
-from tracker.services.imports import import_job_create, import_job_progress
-from tracker.services.jobs import jobs_sweep
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
@@ -151,8 +151,8 @@ def test_the_visibility_timeout_brings_back_the_task_of_a_whole_dead_worker(
 ):
     """No sweep here: the broker alone gives the task of a SIGKILLed worker (main and pool)
     to the next worker once it has gone unacknowledged for the visibility timeout."""
-    from tracker.celery import app
-    from tracker.tasks import import_job_run
+    from config.celery import app
+    from imports.tasks import import_job_run
 
     broker = PrivateRedis(tmp_path)
     started: list[Worker] = []

@@ -7,7 +7,7 @@ import pytest
 from celery.contrib.testing.worker import start_worker
 from django.contrib.gis.geos import Point
 
-from tracker.celery import app
+from config.celery import app
 from tracker.models import Event
 from tracker.services.events import event_create
 from tracker.tasks import event_geocode, heartbeat

@@ -10,6 +10,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.utils import timezone
 
+from tracker.dispatch import dispatch_on_commit
 from tracker.history import history_actor
 from tracker.models import City, Event, ExternalId, Organization, Source
 
@@ -204,9 +205,7 @@ def event_create(
     _add_external_ids(event, external_ids)
     _require_source_to_publish(event)
     if event.location is not None and event.city_id is None:
-        from tracker.tasks import dispatch_on_commit, event_geocode
-
-        dispatch_on_commit(event_geocode, event.pk)
+        dispatch_on_commit("tracker.tasks.event_geocode", event.pk)
     return event
 
 

@@ -28,23 +28,10 @@ from django.db import transaction
 from django.db.models import Model
 from django.utils import timezone
 
-from tracker.cache import events_changed
-from tracker.history import history_actor, is_moderator
-from tracker.importers.acled import AcledImporter
-from tracker.importers.base import Context, FileRejected, Gazetteer, Importer, Record, RowProblem
-from tracker.importers.copy import copy_insert, copy_rows, geometry_text, reserve_ids
-from tracker.importers.parallel import parsed_batches
-from tracker.models import (
-    Event,
-    ExternalId,
-    ImportFormat,
-    ImportIssue,
-    ImportJob,
-    JobStatus,
-    Organization,
-    Source,
-)
-from tracker.services.jobs import (
+from imports.base import Context, FileRejected, Gazetteer, Importer, Record, RowProblem
+from imports.copy import copy_insert, copy_rows, geometry_text, reserve_ids
+from imports.formats import importer_for
+from imports.jobs import (
     TAKEOVER_WAIT_SECONDS,
     JobCancelled,
     JobRun,
@@ -53,6 +40,18 @@ from tracker.services.jobs import (
     job_begin,
     job_cancel,
     job_retry,
+)
+from imports.parallel import parsed_batches
+from tracker.cache import events_changed
+from tracker.history import history_actor, is_moderator
+from tracker.models import (
+    Event,
+    ExternalId,
+    ImportIssue,
+    ImportJob,
+    JobStatus,
+    Organization,
+    Source,
 )
 
 logger = logging.getLogger(__name__)
@@ -64,25 +63,6 @@ COUNT_FIELDS = [
 ]  # fmt: skip
 EVENT_FIELD_NAMES = [f.name for f in Event._meta.concrete_fields]
 ProgressCallback = Callable[[int, int], None]
-
-
-def importer_for(format: str) -> Importer:
-    from tracker.importers.ccc import CccImporter
-    from tracker.importers.mm import MassMobilizationImporter
-    from tracker.importers.native import NativeImporter
-
-    importers: dict[str, type[Importer]] = {
-        ImportFormat.ACLED: AcledImporter,
-        ImportFormat.CCC: CccImporter,
-        ImportFormat.MM: MassMobilizationImporter,
-        ImportFormat.NATIVE: NativeImporter,
-    }
-    try:
-        return importers[format]()
-    except KeyError:
-        raise ValidationError(
-            {"format": [f"Unknown format {format!r}; choose from {', '.join(importers)}."]}
-        ) from None
 
 
 def _progress_key(job_id: int) -> str:
@@ -211,7 +191,7 @@ def _parsed_batches(
     job: ImportJob, importer: Importer, gazetteer: Gazetteer
 ) -> Iterator[list[tuple[int, Record | RowProblem]]]:
     """The file's rows as records in batches; a large file on local disk is parsed by a
-    second process meanwhile (see tracker.importers.parallel)."""
+    second process meanwhile (see imports.parallel)."""
     try:
         path = Path(job.file.path)
     except NotImplementedError:  # a storage without local files

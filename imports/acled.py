@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import re
 
-from tracker import taxonomy
-from tracker.importers import keywords
-from tracker.importers.base import (
+from imports import keywords
+from imports.base import (
     Context,
     Countries,
     Importer,
@@ -26,6 +25,7 @@ from tracker.importers.base import (
     source_from_text,
     split_list,
 )
+from tracker import taxonomy
 
 COLUMNS = (
     "event_id_cnty", "event_date", "year", "time_precision", "disorder_type", "event_type",

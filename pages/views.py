@@ -19,14 +19,14 @@ from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_safe
 
-from tracker import csv_safety, page_selectors, taxonomy
-from tracker.forms import (
+from pages.forms import (
     EventFilterForm,
     EventForm,
     ReviewForm,
     SourceFormSet,
     event_form_differences,
 )
+from tracker import csv_safety, page_selectors, taxonomy
 from tracker.health import health_report
 from tracker.history import is_moderator
 from tracker.models import Event

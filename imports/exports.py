@@ -20,12 +20,8 @@ from django.db.models import QuerySet
 from django.http import QueryDict
 from django.utils import timezone
 
-from tracker import taxonomy
-from tracker.csv_safety import csv_cell
-from tracker.importers import acled
-from tracker.models import Event, ExportJob, ExportLayout, JobStatus
-from tracker.selectors import event_with_related
-from tracker.services.jobs import (
+from imports import acled
+from imports.jobs import (
     TAKEOVER_WAIT_SECONDS,
     JobCancelled,
     JobRun,
@@ -35,6 +31,10 @@ from tracker.services.jobs import (
     job_end,
     job_retry,
 )
+from tracker import taxonomy
+from tracker.csv_safety import csv_cell
+from tracker.models import Event, ExportJob, ExportLayout, JobStatus
+from tracker.selectors import event_with_related
 
 logger = logging.getLogger(__name__)
 

@@ -15,8 +15,7 @@ from typing import IO, Any
 
 from django.contrib.gis.geos import Point
 
-from tracker.csv_safety import csv_text_value
-from tracker.importers.base import (
+from imports.base import (
     ASCII_INTEGER,
     Context,
     FileRejected,
@@ -32,6 +31,7 @@ from tracker.importers.base import (
     parse_point,
     split_list,
 )
+from tracker.csv_safety import csv_text_value
 
 TEXT_FIELDS = ("title", "description", "country", "admin1", "location_detail", "date_precision")
 COUNT_FIELDS = ("arrests", "injuries", "deaths", "participants_low", "participants_high")

@@ -91,7 +91,7 @@ def _remember_outage(sender, request=None, **kwargs):
         request._outage_error = exc
 
 
-got_request_exception.connect(_remember_outage, dispatch_uid="tracker.middleware.outage")
+got_request_exception.connect(_remember_outage, dispatch_uid="config.middleware.outage")
 
 
 class ServiceUnavailableMiddleware:

@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import datetime as dt
 
-from tracker import taxonomy
-from tracker.importers import keywords
-from tracker.importers.base import (
+from imports import keywords
+from imports.base import (
     Context,
     Countries,
     Importer,
@@ -21,6 +20,7 @@ from tracker.importers.base import (
     split_list,
     stable_key,
 )
+from tracker import taxonomy
 
 PARTICIPANTS_CATEGORY: dict[str, tuple[int | None, int | None]] = {
     "50-99": (50, 99),

@@ -63,14 +63,17 @@ INSTALLED_APPS = [
     "csp",
     "axes",
     "tracker",
+    "imports",
     "api",
+    "pages",
+    "bench",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     # Before sessions and auth: a database outage anywhere below answers 503, not 500.
-    "tracker.middleware.ServiceUnavailableMiddleware",
+    "config.middleware.ServiceUnavailableMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -85,8 +88,8 @@ MIDDLEWARE = [
     "axes.middleware.AxesMiddleware",
 ]
 
-ROOT_URLCONF = "tracker.urls"
-WSGI_APPLICATION = "tracker.wsgi.application"
+ROOT_URLCONF = "config.urls"
+WSGI_APPLICATION = "config.wsgi.application"
 
 TEMPLATES = [
     {
@@ -166,7 +169,7 @@ AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
 AXES_COOLOFF_TIME = timedelta(minutes=env.int("AXES_COOLOFF_MINUTES", default=15))
 AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
 AXES_RESET_ON_SUCCESS = True
-AXES_LOCKOUT_CALLABLE = "tracker.lockout.lockout_response"
+AXES_LOCKOUT_CALLABLE = "pages.lockout.lockout_response"
 AXES_HTTP_RESPONSE_CODE = 429
 # Who logged in from where is not kept (no AccessLog rows) and not logged: that record would
 # tie a contributor to an address. Failed attempts are kept only until the cool-off ends.
@@ -176,7 +179,7 @@ AXES_VERBOSE = False
 AXES_SENSITIVE_PARAMETERS = ["username", "ip_address"]
 # The client address as the API throttles see it (API_NUM_PROXIES): behind proxies, the one
 # they appended to X-Forwarded-For; without, REMOTE_ADDR (the header is then forgeable).
-AXES_CLIENT_IP_CALLABLE = "tracker.lockout.client_address"
+AXES_CLIENT_IP_CALLABLE = "pages.lockout.client_address"
 
 # Password reset mails: printed to the console in development; tests use Django's locmem
 # outbox whatever this says.
@@ -216,7 +219,7 @@ MEDIA_URL = "/media/"
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=2_621_440)
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
 # Imports of at least this many rows are parsed in a second process while the first writes
-# (tracker.importers.parallel); 0 = never. Off by default: on a loaded 2-core machine the
+# (imports.parallel); 0 = never. Off by default: on a loaded 2-core machine the
 # pickling costs more than the second core gives (54 s in-process, 75 s parallel, 100k rows).
 IMPORT_PARALLEL_MIN_ROWS = env.int("IMPORT_PARALLEL_MIN_ROWS", default=0)
 
@@ -279,7 +282,7 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # A request that queues a task must not hang on a broker that is down: a few quick tries,
-# then tracker.tasks.dispatch_on_commit logs it and a sweep dispatches it later.
+# then tracker.dispatch.dispatch_on_commit logs it and a sweep dispatches it later.
 CELERY_BROKER_CONNECTION_TIMEOUT = 2
 CELERY_TASK_PUBLISH_RETRY_POLICY = {
     "max_retries": 1,
@@ -295,7 +298,7 @@ CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = {
 # another worker once it has been unacknowledged for visibility_timeout: that is how a task
 # whose whole worker died (machine lost, SIGKILL of the main process) comes back. Too short,
 # and a long job still running is delivered twice (harmless: the job's run lock makes the
-# second delivery a no-op, see tracker.services.jobs); too long, and a lost task waits. The
+# second delivery a no-op, see imports.jobs); too long, and a lost task waits. The
 # jobs sweep below re-queues such a job within minutes anyway. An hour is longer than any
 # job we have measured (a million-row import takes about ten minutes).
 CELERY_BROKER_TRANSPORT_OPTIONS = {
@@ -311,7 +314,7 @@ JOB_HEARTBEAT_STALE_SECONDS = env.int("JOB_HEARTBEAT_STALE_SECONDS", default=180
 JOB_QUEUED_STALE_SECONDS = env.int("JOB_QUEUED_STALE_SECONDS", default=300)
 CELERY_BEAT_SCHEDULE = {
     "heartbeat": {"task": "tracker.tasks.heartbeat", "schedule": 60.0},
-    "jobs-sweep": {"task": "tracker.tasks.jobs_sweep", "schedule": 60.0},
+    "jobs-sweep": {"task": "imports.tasks.jobs_sweep", "schedule": 60.0},
     "geocode-sweep": {"task": "tracker.tasks.geocode_sweep", "schedule": 300.0},
 }
 

@@ -1,4 +1,4 @@
-"""The body of the parsing process (see tracker.importers.parallel).
+"""The body of the parsing process (see imports.parallel).
 
 This module imports nothing of the project at the top: a spawned process unpickles its
 target by importing this module before Django is set up.
@@ -30,8 +30,8 @@ def produce(format: str, path: str, gazetteer_pickle: bytes, out, batch_size: in
         import django
 
         django.setup()
-        from tracker.importers.base import Context
-        from tracker.services.imports import importer_for
+        from imports.base import Context
+        from imports.formats import importer_for
 
         importer = importer_for(format)
         gazetteer = pickle.loads(gazetteer_pickle)  # noqa: S301 - from our own parent process

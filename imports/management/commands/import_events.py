@@ -33,7 +33,7 @@ class Command(BaseCommand):
         parser.add_argument("--report", type=Path, help="Write the row-level report here (CSV).")
 
     def handle(self, *args, file: Path, format: str, publish: bool, **options):
-        from tracker.services.imports import import_job_create, import_job_run, report_rows
+        from imports.services import import_job_create, import_job_run, report_rows
 
         users = get_user_model().objects
         user = (

@@ -22,7 +22,7 @@ from django.core.files import File
 from django.core.management.base import BaseCommand, CommandError
 from django.db import connection, transaction
 
-from tracker.importers.acled import COLUMNS
+from imports.acled import COLUMNS
 from tracker.models import City, ImportJob
 
 NOTES = [
@@ -105,7 +105,7 @@ class Command(BaseCommand):
     def handle(self, *args, rows: int, keep: bool, **options):
         from django.contrib.auth import get_user_model
 
-        from tracker.services.imports import import_job_create, import_job_run
+        from imports.services import import_job_create, import_job_run
 
         user = get_user_model().objects.filter(is_superuser=True).first()
         if user is None:

@@ -23,8 +23,8 @@ from pathlib import Path
 
 from django.contrib.gis.geos import Point
 
-from tracker.importers.base import Gazetteer, Importer, Record, RowProblem
-from tracker.importers.parsing_process import END, ERROR, produce
+from imports.base import Gazetteer, Importer, Record, RowProblem
+from imports.parsing_process import END, ERROR, produce
 
 QUEUE_BATCHES = 4
 

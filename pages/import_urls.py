@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from tracker.importers import views
+from pages import import_views as views
 
 app_name = "imports"
 urlpatterns = [

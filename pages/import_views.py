@@ -9,10 +9,10 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
+from imports.jobs import JobConflict, StorageUnavailable
+from pages.import_forms import ImportUploadForm
 from tracker.history import is_moderator
-from tracker.importers.forms import ImportUploadForm
 from tracker.models import ImportJob, JobStatus
-from tracker.services.jobs import JobConflict, StorageUnavailable
 
 # Seconds after which a moderator may try an upload again that the full media folder refused.
 STORAGE_RETRY_AFTER = 600
@@ -32,7 +32,7 @@ def import_list(request):
     form = ImportUploadForm(request.POST or None, request.FILES or None)
     status = 400 if request.method == "POST" else 200
     if request.method == "POST" and form.is_valid():
-        from tracker.services.imports import import_job_create
+        from imports.services import import_job_create
 
         try:
             job = import_job_create(user=request.user, **form.cleaned_data)
@@ -65,7 +65,7 @@ def import_detail(request, pk: int):
 
 
 def _detail_context(job: ImportJob) -> dict:
-    from tracker.services.imports import import_job_progress
+    from imports.services import import_job_progress
 
     done, total = import_job_progress(job=job)
     return {
@@ -83,7 +83,7 @@ def _detail_context(job: ImportJob) -> dict:
 @require_POST
 def import_cancel(request, pk: int):
     _moderator_required(request)
-    from tracker.services.imports import import_job_cancel
+    from imports.services import import_job_cancel
 
     job = get_object_or_404(ImportJob, pk=pk)
     try:
@@ -109,7 +109,7 @@ def import_cancel(request, pk: int):
 @require_POST
 def import_retry(request, pk: int):
     _moderator_required(request)
-    from tracker.services.imports import import_job_retry
+    from imports.services import import_job_retry
 
     job = get_object_or_404(ImportJob, pk=pk)
     try:

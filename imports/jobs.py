@@ -28,6 +28,7 @@ import logging
 import time
 import zlib
 
+from celery import current_app
 from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, connections, transaction
 from django.db.models import Model, Q
@@ -67,17 +68,15 @@ def can_manage_job(user, job: Job) -> bool:
     return isinstance(job, ExportJob) and user.is_authenticated and job.created_by_id == user.pk
 
 
-def _task_for(model: type[Model]):
-    from tracker.tasks import export_job_run, import_job_run
-
-    return import_job_run if model is ImportJob else export_job_run
+# By name: imports.tasks imports this module (inside its tasks), not the other way round.
+JOB_TASKS = {ImportJob: "imports.tasks.import_job_run", ExportJob: "imports.tasks.export_job_run"}
 
 
 def dispatch_job(job: Job) -> None:
     """Queue the job's task once the current transaction commits. A broker that is down is
     logged, not raised: the job stays queued and the sweep dispatches it again later."""
-    task, pk = _task_for(type(job)), job.pk
-    transaction.on_commit(lambda: task.delay(pk), robust=True)
+    name, pk = JOB_TASKS[type(job)], job.pk
+    transaction.on_commit(lambda: current_app.tasks[name].delay(pk), robust=True)
 
 
 class JobRun:

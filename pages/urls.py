@@ -2,7 +2,7 @@
 
 from django.urls import include, path
 
-from tracker import views
+from pages import views
 
 urlpatterns = [
     path("", views.map_page, name="map"),

@@ -44,7 +44,7 @@ class RowProblem(Exception):
         self.value = "" if value is None else str(value)[:1000].replace("\x00", "\\x00")
 
     def __reduce__(self):
-        # Pickled on its way from the parsing process (see tracker.importers.parallel).
+        # Pickled on its way from the parsing process (see imports.parallel).
         return _rebuild_problem, (type(self), self.reason, self.column, self.value)
 
 

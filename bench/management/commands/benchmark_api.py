@@ -515,7 +515,7 @@ class Command(BaseCommand):
         if self.database_url:
             env["DATABASE_URL"] = self.database_url
         gunicorn = Path(sys.executable).with_name("gunicorn")
-        command = [str(gunicorn), "tracker.wsgi:application", "-b", f"127.0.0.1:{port}",
+        command = [str(gunicorn), "config.wsgi:application", "-b", f"127.0.0.1:{port}",
                    "--workers", str(workers), "--timeout", "30"]  # fmt: skip
         urls = self._load_urls()
         events_changed()  # the run starts with nothing cached

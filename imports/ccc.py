@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import re
 
-from tracker import taxonomy
-from tracker.importers import keywords
-from tracker.importers.base import (
+from imports import keywords
+from imports.base import (
     Context,
     Countries,
     Importer,
@@ -26,6 +25,7 @@ from tracker.importers.base import (
     split_list,
     stable_key,
 )
+from tracker import taxonomy
 
 SOURCE_COLUMN = re.compile(r"^source_?\d+$")
 

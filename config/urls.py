@@ -3,7 +3,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView
 
 from api.views.docs import SwaggerUIView
-from tracker import views
+from pages import views
 
 urlpatterns = [
     path("healthz", views.healthz, name="healthz"),
@@ -11,8 +11,8 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SwaggerUIView.as_view(url_name="schema"), name="swagger-ui"),
     path("api/v1/", include("api.urls")),
-    path("review/imports/", include("tracker.importers.urls")),
-    path("", include("tracker.page_urls")),
+    path("review/imports/", include("pages.import_urls")),
+    path("", include("pages.urls")),
 ]
 
 # JSON for /api/ paths, Django's pages elsewhere.
