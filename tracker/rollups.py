@@ -1,0 +1,328 @@
+"""Trends read from the rollup tables of migration 0008, exactly, or not at all.
+
+The tables hold counts of published events per month and place (tracker_rollup_place),
+per month, place and grievance or police-response slug (tracker_rollup_term, and
+tracker_rollup_term_region without the city), and per month, country and the two arrays
+as stored (tracker_rollup_combo). PostgreSQL triggers on tracker_event keep them in step
+in the same transaction as every write (see the migration), so they are never stale.
+
+`rollup_counts` answers a filter from them only when a sum of cells equals the plain
+GROUP BY over tracker_event, and returns None otherwise (the caller then runs the raw
+query). What it answers:
+
+- no category filter: any date range, countries, regions, cities; by= anything;
+- one grievance, or one police response (the term cells of that slug): any place filter;
+  by= none, country, admin1, city;
+- anything else on categories ("any of several" grievances or responses, a grievance and
+  a response together, by=grievance or by=police_response beside a category filter): from
+  the combo cells, when the place filter is by country only and by= is not city or admin1.
+
+"Any of several" is not a sum of the per-slug cells (an event with two of them would count
+twice); the combo cells hold each event exactly once, so they can answer it.
+
+Dates: whole months come from the cells; a range that starts or ends inside a month gets
+that part of the month from tracker_event (the date index keeps it to a few thousand rows).
+"""
+
+from __future__ import annotations
+
+import calendar
+import datetime as dt
+from collections.abc import Iterable
+
+from django.db import connection
+
+INTERVALS = ("year", "quarter", "month")
+GROUPS = (None, "grievance", "police_response", "city", "country", "admin1")
+MEASURES = (
+    "events",
+    "arrests",
+    "events_with_arrests",
+    "events_with_force",
+    "injuries",
+    "deaths",
+    "participants_low",
+    "participants_high",
+    "events_with_participants",
+)
+# The filter keys answered here; any other with a value sends the caller to the raw query.
+KNOWN_FILTERS = {
+    "date_after",
+    "date_before",
+    "year",
+    "country",
+    "admin1",
+    "city",
+    "grievance",
+    "police_response",
+}
+FORCE = ("force", "lethal")  # tracker.taxonomy.FORCE_RESPONSES, as in migration 0008
+
+# The same measures over tracker_event rows `e` (for the partial months).
+_RAW_MEASURES = """
+    count(*) AS events,
+    coalesce(sum(e.arrests), 0) AS arrests,
+    count(*) FILTER (WHERE e.arrests > 0) AS events_with_arrests,
+    count(*) FILTER (WHERE e.police_responses && %s::varchar[]) AS events_with_force,
+    coalesce(sum(e.injuries), 0) AS injuries,
+    coalesce(sum(e.deaths), 0) AS deaths,
+    coalesce(sum(e.participants_low), 0) AS participants_low,
+    coalesce(sum(e.participants_high), 0) AS participants_high,
+    count(*) FILTER (WHERE e.participants_low IS NOT NULL OR e.participants_high IS NOT NULL)
+        AS events_with_participants"""
+
+
+def _empty(value) -> bool:
+    return value is None or value == "" or (isinstance(value, Iterable) and not value)
+
+
+def _as_list(value) -> list:
+    if _empty(value):
+        return []
+    if isinstance(value, str | int) or not isinstance(value, Iterable):
+        return [value]
+    return list(value)
+
+
+def _month_start(day: dt.date) -> dt.date:
+    return day.replace(day=1)
+
+
+def _month_end(day: dt.date) -> dt.date:
+    return day.replace(day=calendar.monthrange(day.year, day.month)[1])
+
+
+def _next_month(day: dt.date) -> dt.date:
+    return _month_end(day) + dt.timedelta(days=1)
+
+
+def _date_range(filters: dict) -> tuple[dt.date | None, dt.date | None]:
+    """The first and last day asked for (None: open), from date_after/before and year."""
+    low, high = filters.get("date_after"), filters.get("date_before")
+    if isinstance(low, dt.datetime):
+        low = low.date()
+    if isinstance(high, dt.datetime):
+        high = high.date()
+    year = filters.get("year")
+    if not _empty(year):
+        year = int(year)
+        first, last = dt.date(year, 1, 1), dt.date(year, 12, 31)
+        low = first if low is None else max(low, first)
+        high = last if high is None else min(high, last)
+    return low, high
+
+
+class _Query:
+    """WHERE conditions and their parameters, built from fixed SQL and values only."""
+
+    def __init__(self):
+        self.where: list[str] = []
+        self.params: list = []
+
+    def add(self, condition: str, *params) -> None:
+        self.where.append(condition)
+        self.params.extend(params)
+
+    def sql(self) -> str:
+        return " AND ".join(self.where) or "TRUE"
+
+
+def _place_conditions(query: _Query, alias: str, countries, regions, cities) -> None:
+    if countries:
+        query.add(f"{alias}.country = ANY(%s)", countries)
+    if regions:
+        # As the API's admin1 filter (iexact): UPPER on both sides.
+        query.add(f"upper({alias}.admin1) = ANY(%s)", [region.upper() for region in regions])
+    if cities:
+        query.add(f"{alias}.city_id = ANY(%s)", cities)
+
+
+def _fetch(sql: str, params: list) -> list[tuple]:
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchall()
+
+
+def _rows_to_dicts(rows: list[tuple], grouped: bool) -> dict[tuple, list[int]]:
+    out: dict[tuple, list[int]] = {}
+    for row in rows:
+        period = row[0].date() if isinstance(row[0], dt.datetime) else row[0]
+        group = row[1] if grouped else None
+        values = [int(value or 0) for value in row[2 if grouped else 1 :]]
+        key = (period, group)
+        if key in out:
+            out[key] = [a + b for a, b in zip(out[key], values, strict=True)]
+        else:
+            out[key] = values
+    return out
+
+
+def rollup_counts(*, filters: dict, interval: str, by: str | None) -> list[dict] | None:
+    """Trend rows for `filters` per `interval` (and per `by` group) from the rollup tables,
+    or None when they cannot answer it exactly. See the module docstring.
+
+    Rows: {"period": first day of the period, ["group": key,] and the MEASURES as ints},
+    ordered by period, then group (None last). Groups without events are left out.
+    """
+    if interval not in INTERVALS or by not in GROUPS:
+        return None
+    if any(key not in KNOWN_FILTERS and not _empty(value) for key, value in filters.items()):
+        return None
+    countries = [str(code).upper() for code in _as_list(filters.get("country"))]
+    regions = [str(region) for region in _as_list(filters.get("admin1"))]
+    cities = [int(getattr(city, "pk", city)) for city in _as_list(filters.get("city"))]
+    grievances = sorted({str(slug) for slug in _as_list(filters.get("grievance"))})
+    responses = sorted({str(slug) for slug in _as_list(filters.get("police_response"))})
+    low, high = _date_range(filters)
+    if low is not None and high is not None and low > high:
+        return []
+
+    plan = _plan(by, countries, regions, cities, grievances, responses)
+    if plan is None:
+        return None
+    grouped = by is not None
+
+    # Whole months from the cells, the partial first and last month from the events.
+    first_full = None if low is None else (low if low.day == 1 else _next_month(low))
+    last_full = None if high is None else (high if high == _month_end(high) else None)
+    if high is not None and last_full is None:
+        last_full = _month_start(high) - dt.timedelta(days=1)  # end of the month before
+    partial: list[tuple[dt.date, dt.date]] = []
+    if first_full is not None and last_full is not None and first_full > last_full:
+        partial.append((low, high))  # inside one month (or two partial ones)
+        first_full = last_full = None
+        whole = False
+    else:
+        whole = True
+        if low is not None and low.day != 1:
+            partial.append((low, _month_end(low)))
+        if high is not None and high != _month_end(high):
+            partial.append((_month_start(high), high))
+
+    totals: dict[tuple, list[int]] = {}
+
+    def merge(found: dict[tuple, list[int]]) -> None:
+        for key, values in found.items():
+            if key in totals:
+                totals[key] = [a + b for a, b in zip(totals[key], values, strict=True)]
+            else:
+                totals[key] = values
+
+    if whole:
+        sql, params = plan(interval, first_full, last_full)
+        merge(_rows_to_dicts(_fetch(sql, params), grouped))
+    for start, end in partial:
+        sql, params = _raw_sql(
+            interval, by, start, end, countries, regions, cities, grievances, responses
+        )
+        merge(_rows_to_dicts(_fetch(sql, params), grouped))
+
+    results = []
+    for (period, group), values in sorted(
+        totals.items(), key=lambda item: (item[0][0], item[0][1] is None, item[0][1])
+    ):
+        if values[0] == 0:
+            continue
+        row = {"period": period}
+        if grouped:
+            row["group"] = group
+        row.update(zip(MEASURES, values, strict=True))
+        results.append(row)
+    return results
+
+
+def _sums(weight: str = "") -> str:
+    return ", ".join(f"sum(r.{measure}{weight})" for measure in MEASURES)
+
+
+def _plan(by, countries, regions, cities, grievances, responses):
+    """A function (interval, first month, last month) -> (sql, params) over the one rollup
+    table that answers this filter exactly, or None."""
+    place_group = {"city": "r.city_id", "country": "r.country", "admin1": "r.admin1"}
+
+    def months(query: _Query, first, last) -> None:
+        if first is not None:
+            query.add("r.month >= %s", first)
+        if last is not None:
+            query.add("r.month <= %s", last)
+
+    def build(table, where, params, group, weight="", join=""):
+        def sql(interval, first, last):
+            query = _Query()
+            if where:
+                query.add(where, *params)
+            _place_conditions(query, "r", countries, regions, cities)
+            months(query, first, last)
+            group_select = f", {group}" if group else ""
+            text = (
+                f"SELECT date_trunc(%s, r.month::timestamp)::date AS period{group_select}, "  # noqa: S608
+                f"{_sums(weight)} FROM {table} r {join} WHERE {query.sql()} "
+                f"GROUP BY 1{', 2' if group else ''}"
+            )
+            return text, [interval, *query.params]
+
+        return sql
+
+    by_term = by in ("grievance", "police_response")
+    vocabulary = {"grievance": "g", "police_response": "p"}.get(by)
+    if not grievances and not responses:
+        if not by_term:
+            return build("tracker_rollup_place", "", [], place_group.get(by))
+        # Each event once per occurrence of each slug, as unnest() in the raw query.
+        table = "tracker_rollup_term" if cities else "tracker_rollup_term_region"
+        return build(table, "r.vocabulary = %s", [vocabulary], "r.slug", weight=" * r.mult")
+    single = (len(grievances) == 1 and not responses) or (len(responses) == 1 and not grievances)
+    if single and not by_term:
+        slug_vocabulary, slug = ("g", grievances[0]) if grievances else ("p", responses[0])
+        table = "tracker_rollup_term" if cities or by == "city" else "tracker_rollup_term_region"
+        return build(
+            table,
+            "r.vocabulary = %s AND r.slug = %s",
+            [slug_vocabulary, slug],
+            place_group.get(by),
+        )
+    # Combinations: the combo cells, which know the country but not the region or city.
+    if regions or cities or by in ("city", "admin1"):
+        return None
+    conditions, params = [], []
+    if grievances:
+        conditions.append("r.grievances && %s::varchar[]")
+        params.append(grievances)
+    if responses:
+        conditions.append("r.police_responses && %s::varchar[]")
+        params.append(responses)
+    if by_term:
+        column = "grievances" if by == "grievance" else "police_responses"
+        return build(
+            "tracker_rollup_combo",
+            " AND ".join(conditions),
+            params,
+            "g.slug",
+            join=f"CROSS JOIN LATERAL unnest(r.{column}) AS g(slug)",
+        )
+    return build("tracker_rollup_combo", " AND ".join(conditions), params, place_group.get(by))
+
+
+def _raw_sql(interval, by, start, end, countries, regions, cities, grievances, responses):
+    """The plain GROUP BY over the published events from `start` to `end` (days)."""
+    query = _Query()
+    query.add("e.status = 'published'")
+    query.add("e.date >= %s AND e.date <= %s", start, end)
+    _place_conditions(query, "e", countries, regions, cities)
+    if grievances:
+        query.add("e.grievances && %s::varchar[]", grievances)
+    if responses:
+        query.add("e.police_responses && %s::varchar[]", responses)
+    join, group = "", None
+    if by == "grievance":
+        join, group = "CROSS JOIN LATERAL unnest(e.grievances) AS g(slug)", "g.slug"
+    elif by == "police_response":
+        join, group = "CROSS JOIN LATERAL unnest(e.police_responses) AS g(slug)", "g.slug"
+    elif by is not None:
+        group = {"city": "e.city_id", "country": "e.country", "admin1": "e.admin1"}[by]
+    group_select = f", {group}" if group else ""
+    sql = (
+        f"SELECT date_trunc(%s, e.date::timestamp)::date AS period{group_select}, {_RAW_MEASURES} "  # noqa: S608
+        f"FROM tracker_event e {join} WHERE {query.sql()} GROUP BY 1{', 2' if group else ''}"
+    )
+    return sql, [interval, list(FORCE), *query.params]
