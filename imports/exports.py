@@ -34,6 +34,7 @@ from imports.jobs import (
 from tracker import taxonomy
 from tracker.csv_safety import csv_cell
 from tracker.models import Event, ExportJob, ExportLayout, JobStatus
+from tracker.query import filter_errors_text, published_events
 from tracker.selectors import event_with_related
 
 logger = logging.getLogger(__name__)
@@ -154,12 +155,9 @@ def export_csv_lines(*, events: QuerySet[Event], layout: str) -> Iterator[str]:
 
 def filtered_events(*, query: str) -> QuerySet[Event]:
     """Published events matching the API's filters given as a query string."""
-    from api.filters import EventFilterSet
-
-    filterset = EventFilterSet(data=QueryDict(query), queryset=Event.objects.published())
+    filterset = published_events(QueryDict(query))
     if not filterset.is_valid():
-        errors = "; ".join(f"{k}: {' '.join(v)}" for k, v in filterset.errors.items())
-        raise ValueError(errors)
+        raise ValueError(filter_errors_text(filterset))
     return filterset.qs
 
 

@@ -10,79 +10,86 @@ from django.contrib.gis.geos import Point
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 
-from tracker import page_selectors, taxonomy
-from tracker.models import City, Event, web_url_validator
-from tracker.selectors import city_lookup
+from tracker import taxonomy
+from tracker.models import Event, web_url_validator
+from tracker.query import EventFilterSet, ListInput
+from tracker.selectors import city_lookup, filter_options
 
 MAX_COUNT = 2_147_483_647  # PostgreSQL integer, the type of the count columns
 
 
-class CommaSeparatedCheckboxes(forms.CheckboxSelectMultiple):
-    """Checkboxes that also read the API's spelling, `grievance=welfare,labor`, so a link
-    copied from the map (or the API) opens the same selection."""
+class ListCheckboxes(forms.CheckboxSelectMultiple):
+    """Checkboxes that read values as tracker.query.ListInput does (repeated parameters and
+    the API's comma-separated spelling, `grievance=welfare,labor`), so a link copied from
+    the map or the API opens the same selection."""
 
     def value_from_datadict(self, data, files, name):
-        values = super().value_from_datadict(data, files, name) or []
-        return [part for value in values for part in str(value).split(",") if part]
+        return ListInput().value_from_datadict(data, files, name)
 
 
-def _vocabulary_choices(terms: tuple[taxonomy.Term, ...]):
-    # A callable, so that labels follow the language of each request.
-    return lambda: [(term.slug, term.label()) for term in terms]
+class ListSelect(forms.SelectMultiple):
+    def value_from_datadict(self, data, files, name):
+        return ListInput().value_from_datadict(data, files, name)
 
 
-class CityChoiceField(forms.ModelChoiceField):
-    def label_from_instance(self, obj: City) -> str:
-        return obj.label()
+def _vocabulary_choices(terms: tuple[taxonomy.Term, ...]) -> list[tuple[str, str]]:
+    return [(term.slug, term.label()) for term in terms]
 
 
-class EventFilterForm(forms.Form):
-    """The map's and the dashboard's filters; parameter names are those of the REST API."""
-
-    date_after = forms.DateField(
-        label=_("From"), required=False, widget=forms.DateInput(attrs={"type": "date"})
+def filter_panel(filterset: EventFilterSet) -> forms.Form:
+    """The form of `filterset` dressed for the filter panel of the pages: labels in the
+    page's language and widgets for people. It changes no parsing: the filter set's fields
+    (tracker.query) still read and check every value. Call before `is_valid()`."""
+    options = filter_options()
+    form = filterset.form
+    fields = form.fields
+    labels = {
+        "date_after": _("From"),
+        "date_before": _("To"),
+        "year": _("Year"),
+        "country": _("Country"),
+        "admin1": _("Region"),
+        "city": _("City"),
+        "organizer": _("Organizer"),
+        "grievance": _("Grievance"),
+        "police_response": _("Police response"),
+        "arrests_min": _("Arrests at least"),
+        "arrests_max": _("Arrests at most"),
+        "q": _("Words"),
+    }
+    for name, label in labels.items():
+        fields[name].label = label
+        fields[name].help_text = ""
+    fields["date_after"].widget = forms.DateInput(attrs={"type": "date"})
+    fields["date_before"].widget = forms.DateInput(attrs={"type": "date"})
+    fields["year"].widget = forms.NumberInput(attrs={"min": 1900, "max": 2100})
+    fields["country"].widget = ListSelect(choices=[(c, c) for c in options["countries"]])
+    fields["admin1"].widget = ListSelect(choices=[(r, r) for r in options["regions"]])
+    fields["city"].widget = ListSelect(
+        choices=[(str(city.pk), city.label()) for city in options["cities"]]
     )
-    date_before = forms.DateField(
-        label=_("To"), required=False, widget=forms.DateInput(attrs={"type": "date"})
+    fields["organizer"].widget = ListInput(split_commas=False)
+    fields["grievance"].widget = ListCheckboxes(choices=_vocabulary_choices(taxonomy.GRIEVANCES))
+    fields["police_response"].widget = ListCheckboxes(
+        choices=_vocabulary_choices(taxonomy.POLICE_RESPONSES)
     )
-    country = forms.ChoiceField(label=_("Country"), required=False)
-    city = CityChoiceField(
-        label=_("City"), required=False, queryset=City.objects.none(), empty_label=_("Any city")
-    )
-    grievance = forms.MultipleChoiceField(
-        label=_("Grievance"),
-        required=False,
-        choices=_vocabulary_choices(taxonomy.GRIEVANCES),
-        widget=CommaSeparatedCheckboxes,
-    )
-    police_response = forms.MultipleChoiceField(
-        label=_("Police response"),
-        required=False,
-        choices=_vocabulary_choices(taxonomy.POLICE_RESPONSES),
-        widget=CommaSeparatedCheckboxes,
-    )
-    # The arrests column is a PostgreSQL integer; a larger bound was a 500 (EmptyResultSet).
-    arrests_min = forms.IntegerField(
-        label=_("Arrests at least"), required=False, min_value=0, max_value=MAX_COUNT
-    )
-    arrests_max = forms.IntegerField(
-        label=_("Arrests at most"), required=False, min_value=0, max_value=MAX_COUNT
-    )
+    fields["q"].widget = forms.TextInput(attrs={"type": "search"})
+    # Filters without a control of their own on the pages (set from the map or a link)
+    # are carried along, so that applying the panel does not drop them.
+    for name in ("in_bbox", "near", "radius_km", "updated_since"):
+        fields[name].widget = forms.HiddenInput()
+    return form
 
-    def __init__(self, *args, countries: list[str] = (), **kwargs):
-        super().__init__(*args, **kwargs)
-        self.fields["country"].choices = [("", _("Any country"))] + [(c, c) for c in countries]
-        self.fields["city"].queryset = page_selectors.filter_cities()
 
-    def clean(self):
-        data = super().clean()
-        after, before = data.get("date_after"), data.get("date_before")
-        if after and before and after > before:
-            self.add_error("date_before", _("The end of the range is before its start."))
-        low, high = data.get("arrests_min"), data.get("arrests_max")
-        if low is not None and high is not None and low > high:
-            self.add_error("arrests_max", _("The maximum is below the minimum."))
-        return data
+def page_filters(request, *, extra_params=()) -> tuple[EventFilterSet, forms.Form, bool]:
+    """The event filters of a page's query string over published events, with the panel's
+    form; (filterset, form, valid). An invalid selection shows its messages in the panel
+    and no numbers, never the numbers of another (unfiltered) selection."""
+    filterset = EventFilterSet(
+        data=request.GET, queryset=Event.objects.published(), extra_params=extra_params
+    )
+    form = filter_panel(filterset)
+    return filterset, form, filterset.is_valid()
 
 
 def _version_field() -> forms.IntegerField:

@@ -2,12 +2,12 @@
 
 from django.urls import include, path
 
-from pages import views
+from pages import dashboard, views
 
 urlpatterns = [
     path("", views.map_page, name="map"),
-    path("dashboard/", views.dashboard, name="dashboard"),
-    path("dashboard/<slug:chart>.csv", views.dashboard_csv, name="dashboard-csv"),
+    path("dashboard/", dashboard.dashboard, name="dashboard"),
+    path("dashboard/<slug:chart>.csv", dashboard.dashboard_csv, name="dashboard-csv"),
     path("events/<int:pk>/", views.event_detail, name="event-detail"),
     path("submit/", views.submit, name="submit"),
     path("submit/mine/", views.my_submissions, name="my-submissions"),

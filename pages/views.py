@@ -1,17 +1,15 @@
 """HTML pages: map, dashboard, event page, submission, review queue (and /healthz).
 
-Views translate the request and pick a template; reads come from tracker.page_selectors and
-tracker.selectors, writes go through tracker.services.events."""
+Views translate the request and pick a template; event filters come from tracker.query,
+reads from tracker.selectors, writes go through tracker.services.events."""
 
 from __future__ import annotations
-
-from typing import Any
 
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.http import Http404, HttpResponse, JsonResponse
+from django.http import Http404, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import formats, timezone
@@ -20,17 +18,17 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_safe
 
 from pages.forms import (
-    EventFilterForm,
     EventForm,
     ReviewForm,
     SourceFormSet,
     event_form_differences,
+    page_filters,
 )
-from tracker import csv_safety, page_selectors, taxonomy
+from tracker import selectors, taxonomy
 from tracker.health import health_report
 from tracker.history import is_moderator
 from tracker.models import Event
-from tracker.selectors import city_search
+from tracker.selectors import city_search, published_date_range
 from tracker.services.events import (
     EventAlreadyReviewed,
     EventChanged,
@@ -51,21 +49,15 @@ def _terms(terms: tuple[taxonomy.Term, ...]) -> list[dict[str, str]]:
     return [{"slug": t.slug, "label": t.label()} for t in terms]
 
 
-def _filter_form(request) -> EventFilterForm:
-    return EventFilterForm(request.GET or None, countries=page_selectors.filter_countries())
-
-
-def _filters(form: EventFilterForm) -> page_selectors.EventFilters:
-    if form.is_bound and form.is_valid():
-        return page_selectors.EventFilters.from_cleaned(form.cleaned_data)
-    return page_selectors.EventFilters()
+MAP_PARAMS = ("colour",)
 
 
 @require_safe
 def map_page(request):
-    form = _filter_form(request)
-    invalid = form.is_bound and not form.is_valid()
-    first_year, last_year = page_selectors.event_year_range()
+    _filterset, form, valid = page_filters(request, extra_params=MAP_PARAMS)
+    bounds = published_date_range()
+    this_year = timezone.localdate().year
+    first_year, last_year = (bounds[0].year, bounds[1].year) if bounds else (this_year,) * 2
     return render(
         request,
         "tracker/map.html",
@@ -81,136 +73,11 @@ def map_page(request):
                 "policeResponses": _terms(taxonomy.POLICE_RESPONSES),
                 "firstYear": first_year,
                 "lastYear": last_year,
+                "valid": valid,
             },
         },
-        status=400 if invalid else 200,
+        status=200 if valid else 400,
     )
-
-
-def _dashboard_tables(filters: page_selectors.EventFilters | None) -> dict[str, Any]:
-    if filters is None:
-        return {
-            "years": [],
-            "totals": [],
-            "grievances": [],
-            "grievance_rows": [],
-            "responses": [],
-            "police_rows": [],
-            "cities": [],
-        }
-    totals = page_selectors.yearly_totals(filters=filters)
-    years = [row["year"] for row in totals]
-    by_grievance = page_selectors.yearly_by_vocabulary(filters=filters, field="grievances")
-    by_police = page_selectors.yearly_by_vocabulary(filters=filters, field="police_responses")
-    grievances = [
-        t for t in taxonomy.GRIEVANCES if any(t.slug in by_grievance.get(y, {}) for y in years)
-    ]
-    responses = [
-        t for t in taxonomy.POLICE_RESPONSES if any(t.slug in by_police.get(y, {}) for y in years)
-    ]
-    cities = page_selectors.top_cities(filters=filters)
-    return {
-        "years": years,
-        "totals": totals,
-        "grievances": grievances,
-        "grievance_rows": [
-            {"year": y, "counts": [by_grievance.get(y, {}).get(t.slug, 0) for t in grievances]}
-            for y in years
-        ],
-        "responses": responses,
-        "police_rows": [
-            {"year": y, "counts": [by_police.get(y, {}).get(t.slug, 0) for t in responses]}
-            for y in years
-        ],
-        "cities": [{"name": row["city"].label(), "events": row["events"]} for row in cities],
-    }
-
-
-@require_safe
-def dashboard(request):
-    form = _filter_form(request)
-    invalid = form.is_bound and not form.is_valid()
-    # Bad filters get their messages next to the fields and no numbers, never numbers of a
-    # different (unfiltered) selection.
-    tables = _dashboard_tables(None if invalid else _filters(form))
-    chart_data = {
-        "years": tables["years"],
-        "totals": tables["totals"],
-        "grievances": [
-            {
-                "slug": t.slug,
-                "label": t.label(),
-                "counts": [row["counts"][i] for row in tables["grievance_rows"]],
-            }
-            for i, t in enumerate(tables["grievances"])
-        ],
-        "responses": [
-            {
-                "slug": t.slug,
-                "label": t.label(),
-                "counts": [row["counts"][i] for row in tables["police_rows"]],
-            }
-            for i, t in enumerate(tables["responses"])
-        ],
-        "cities": tables["cities"],
-        "labels": {
-            "events": _("Events"),
-            "arrests": _("People arrested"),
-            "shareArrests": _("Share of events with arrests (per cent)"),
-            "shareForce": _("Share of events with use of force (per cent)"),
-        },
-    }
-    query = request.GET.urlencode()
-    return render(
-        request,
-        "tracker/dashboard.html",
-        {"form": form, "chart_data": chart_data, "query": query, **tables},
-        status=400 if invalid else 200,
-    )
-
-
-DASHBOARD_CSV = ("totals", "grievances", "police", "cities")
-
-
-@require_safe
-def dashboard_csv(request, chart: str):
-    if chart not in DASHBOARD_CSV:
-        raise Http404(_("No such chart."))
-    form = _filter_form(request)
-    if form.is_bound and not form.is_valid():
-        return HttpResponse(
-            "; ".join(f"{k}: {' '.join(v)}" for k, v in form.errors.items()),
-            status=400,
-            content_type="text/plain; charset=utf-8",
-        )
-    tables = _dashboard_tables(_filters(form))
-    response = HttpResponse(content_type="text/csv; charset=utf-8")
-    response["Content-Disposition"] = f'attachment; filename="protest-events-{chart}.csv"'
-    writer = csv_safety.writer(response)
-    if chart == "totals":
-        keys = [
-            "year",
-            "events",
-            "arrests",
-            "events_with_arrests",
-            "events_with_force",
-            "share_with_arrests",
-            "share_with_force",
-        ]
-        writer.writerow(keys)
-        for row in tables["totals"]:
-            writer.writerow([row[key] for key in keys])
-    elif chart in ("grievances", "police"):
-        terms = tables["grievances" if chart == "grievances" else "responses"]
-        rows = tables["grievance_rows" if chart == "grievances" else "police_rows"]
-        writer.writerow(["year", *[t.slug for t in terms]])
-        for row in rows:
-            writer.writerow([row["year"], *row["counts"]])
-    else:
-        writer.writerow(["city", "events"])
-        for row in tables["cities"]:
-            writer.writerow([row["name"], row["events"]])
-    return response
 
 
 def _can_see(user, event: Event) -> bool:
@@ -224,7 +91,7 @@ def _can_see(user, event: Event) -> bool:
 @require_safe
 def event_detail(request, pk: int):
     try:
-        event = page_selectors.event_with_sources(pk=pk)
+        event = selectors.event_with_sources(pk=pk)
     except Event.DoesNotExist:
         raise Http404(_("No such event.")) from None
     if not _can_see(request.user, event):
@@ -236,7 +103,7 @@ def event_detail(request, pk: int):
             "event": event,
             "grievances": [taxonomy.term(s).label() for s in event.grievances],
             "police_responses": [taxonomy.term(s).label() for s in event.police_responses],
-            "history": page_selectors.event_history_summary(event=event),
+            "history": selectors.event_history_summary(event=event),
             "point": [event.location.x, event.location.y] if event.location else None,
             "tile_url": settings.MAP_TILE_URL,
             "is_moderator": is_moderator(request.user),
@@ -313,7 +180,7 @@ def my_submissions(request):
     return render(
         request,
         "tracker/my_submissions.html",
-        {"events": page_selectors.my_submissions(user=request.user)},
+        {"events": selectors.my_submissions(user=request.user)},
     )
 
 
@@ -326,12 +193,12 @@ def _moderator_required(request) -> None:
 @require_safe
 def review_queue(request):
     _moderator_required(request)
-    return render(request, "tracker/review_queue.html", {"events": page_selectors.review_queue()})
+    return render(request, "tracker/review_queue.html", {"events": selectors.review_queue()})
 
 
 def _event_or_404(pk: int) -> Event:
     try:
-        return page_selectors.event_with_sources(pk=pk)
+        return selectors.event_with_sources(pk=pk)
     except Event.DoesNotExist:
         raise Http404(_("No such event.")) from None
 
@@ -404,7 +271,7 @@ def review_event(request, pk: int):
             "conflict": conflict,
             "grievances": [taxonomy.term(s).label() for s in event.grievances],
             "police_responses": [taxonomy.term(s).label() for s in event.police_responses],
-            "duplicates": page_selectors.likely_duplicates(event=event),
+            "duplicates": selectors.likely_duplicates(event=event),
         },
         status=409 if conflict else 400 if request.method == "POST" else 200,
     )

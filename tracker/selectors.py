@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import math
+from typing import Any
 
 from django.contrib.gis.db.models.functions import Distance
 from django.contrib.gis.geos import GEOSGeometry, Point
 from django.contrib.gis.measure import D
 from django.core.exceptions import EmptyResultSet
 from django.db import connection
-from django.db.models import Prefetch, Q, QuerySet
+from django.db.models import Count, Prefetch, Q, QuerySet
 
 from tracker import taxonomy
 from tracker.history import is_moderator
@@ -91,93 +93,249 @@ def event_with_related(queryset: QuerySet[Event]) -> QuerySet[Event]:
 
 class TrendInterval:
     YEAR = "year"
+    QUARTER = "quarter"
     MONTH = "month"
-    CHOICES = (YEAR, MONTH)
+    WEEK = "week"
+    CHOICES = (YEAR, QUARTER, MONTH, WEEK)
 
 
 class TrendGroup:
     GRIEVANCE = "grievance"
     POLICE_RESPONSE = "police_response"
     CITY = "city"
+    ADMIN1 = "admin1"
     COUNTRY = "country"
-    CHOICES = (GRIEVANCE, POLICE_RESPONSE, CITY, COUNTRY)
+    CHOICES = (GRIEVANCE, POLICE_RESPONSE, CITY, ADMIN1, COUNTRY)
 
 
-def event_trends(
-    *, queryset: QuerySet[Event], interval: str = TrendInterval.YEAR, by: str | None = None
-) -> list[dict]:
-    """Events, arrests, events with arrests and events with force per period (and group).
+# What every count row holds, for each period (and group): sums of NULL count as 0.
+COUNT_METRICS = (
+    "events",
+    "arrests",
+    "events_with_arrests",
+    "events_with_force",
+    "injuries",
+    "deaths",
+    "participants_low",
+    "participants_high",
+    "events_with_participants",
+)
 
-    One GROUP BY in PostgreSQL over the filtered events. With by=grievance or
-    by=police_response an event counts once in each of its categories (the array is
-    unnested), so the groups of one period can add up to more than its events.
+# Weeks only for short ranges: a week axis over years is unreadable and unbounded.
+MAX_WEEK_RANGE_DAYS = 366
+
+
+class IntervalTooLong(ValueError):
+    """interval=week over a date range of more than a year (or none at all)."""
+
+
+def period_start(day: dt.date, interval: str) -> dt.date:
+    if interval == TrendInterval.YEAR:
+        return dt.date(day.year, 1, 1)
+    if interval == TrendInterval.QUARTER:
+        return dt.date(day.year, 3 * ((day.month - 1) // 3) + 1, 1)
+    if interval == TrendInterval.MONTH:
+        return dt.date(day.year, day.month, 1)
+    return day - dt.timedelta(days=day.weekday())  # ISO weeks start on Monday
+
+
+def period_after(start: dt.date, interval: str) -> dt.date:
+    """The first day of the period after the one starting on `start`."""
+    if interval == TrendInterval.WEEK:
+        return start + dt.timedelta(days=7)
+    months = {TrendInterval.YEAR: 12, TrendInterval.QUARTER: 3, TrendInterval.MONTH: 1}[interval]
+    month = start.month - 1 + months
+    return dt.date(start.year + month // 12, month % 12 + 1, 1)
+
+
+def period_label(start: dt.date, interval: str) -> str:
+    """ "2019", "2019-Q2", "2019-06" or "2019-W05" (ISO week)."""
+    if interval == TrendInterval.YEAR:
+        return str(start.year)
+    if interval == TrendInterval.QUARTER:
+        return f"{start.year}-Q{(start.month - 1) // 3 + 1}"
+    if interval == TrendInterval.MONTH:
+        return f"{start.year}-{start.month:02d}"
+    year, week, _ = start.isocalendar()
+    return f"{year}-W{week:02d}"
+
+
+def periods_between(first: dt.date, last: dt.date, interval: str) -> list[dt.date]:
+    """The start of every period from the one holding `first` to the one holding `last`."""
+    starts, start = [], period_start(first, interval)
+    while start <= last:
+        starts.append(start)
+        start = period_after(start, interval)
+    return starts
+
+
+def published_date_range() -> tuple[dt.date, dt.date] | None:
+    """The first and last day with a published event (two index lookups)."""
+    dates = Event.objects.published().order_by("date").values_list("date", flat=True)
+    first = dates.first()
+    if first is None:
+        return None
+    return first, dates.reverse().first()
+
+
+def filter_date_range(filters: dict) -> tuple[dt.date | None, dt.date | None]:
+    """The days a filter's date_after, date_before and year allow (None: unbounded)."""
+    after, before = filters.get("date_after"), filters.get("date_before")
+    year = filters.get("year")
+    if year is not None:
+        after = max(after, dt.date(year, 1, 1)) if after else dt.date(year, 1, 1)
+        before = min(before, dt.date(year, 12, 31)) if before else dt.date(year, 12, 31)
+    return after, before
+
+
+def axis_periods(*, filters: dict, interval: str) -> list[dt.date]:
+    """The periods an axis shows for `filters`: those of the filter's date range, clipped
+    to the days that hold published events (so zero periods inside stay, as zeros)."""
+    bounds = published_date_range()
+    if bounds is None:
+        return []
+    after, before = filter_date_range(filters)
+    first = max(after, bounds[0]) if after else bounds[0]
+    last = min(before, bounds[1]) if before else bounds[1]
+    if first > last:
+        return []
+    return periods_between(first, last, interval)
+
+
+def check_interval(*, filters: dict, interval: str) -> None:
+    """Raise IntervalTooLong for weeks over more than a year."""
+    if interval != TrendInterval.WEEK:
+        return
+    after, before = filter_date_range(filters)
+    if after is None or before is None or (before - after).days > MAX_WEEK_RANGE_DAYS:
+        raise IntervalTooLong(
+            "interval=week needs a date range of at most a year: give year= or "
+            "date_after= and date_before= (or choose month)."
+        )
+
+
+def event_counts(*, filterset, interval: str = TrendInterval.YEAR, by: str | None = None):
+    """The one aggregation of events: COUNT_METRICS per period (and group) for a valid
+    tracker.query.EventFilterSet, as rows {"period": first day, "group": key, ...}.
+
+    Groups are keys: a slug, an ISO code, a region's name, a city id (None: no city).
+    With by=grievance or by=police_response an event counts once in each of its
+    categories, so the groups of one period can add up to more than its events.
+    Answered from the rollup tables (tracker.rollups) when they hold the exact answer,
+    else by one GROUP BY over the filtered events. Periods without events are left out;
+    axis_periods() gives the ones to show.
     """
     if interval not in TrendInterval.CHOICES:
         raise ValueError(f"interval must be one of {TrendInterval.CHOICES}")
     if by is not None and by not in TrendGroup.CHOICES:
         raise ValueError(f"by must be one of {TrendGroup.CHOICES}")
+    from tracker.rollups import rollup_counts
+
+    rows = rollup_counts(filters=filterset.form.cleaned_data, interval=interval, by=by)
+    if rows is None:
+        rows = event_counts_raw(queryset=filterset.qs, interval=interval, by=by)
+    return rows
+
+
+_GROUP_SQL = {
+    None: ("", None),
+    TrendGroup.GRIEVANCE: ("CROSS JOIN LATERAL unnest(e.grievances) AS g(slug)", "g.slug"),
+    TrendGroup.POLICE_RESPONSE: (
+        "CROSS JOIN LATERAL unnest(e.police_responses) AS g(slug)",
+        "g.slug",
+    ),
+    TrendGroup.COUNTRY: ("", "e.country"),
+    TrendGroup.ADMIN1: ("", "e.admin1"),
+    TrendGroup.CITY: ("", "e.city_id"),
+}
+
+
+def event_counts_raw(*, queryset: QuerySet[Event], interval: str, by: str | None) -> list[dict]:
+    """event_counts by one GROUP BY in PostgreSQL over the events of `queryset`."""
     try:
         inner_sql, inner_params = (
             queryset.order_by()
-            .values("id", "date", "arrests", "police_responses", "grievances", "country", "city_id")
+            .values(
+                "id",
+                "date",
+                "arrests",
+                "injuries",
+                "deaths",
+                "participants_low",
+                "participants_high",
+                "police_responses",
+                "grievances",
+                "country",
+                "admin1",
+                "city_id",
+            )
             .query.sql_with_params()
         )
     except EmptyResultSet:  # a filter Django knows can match nothing
         return []
-    period_format = "YYYY" if interval == TrendInterval.YEAR else "YYYY-MM"
-    # Counted per (period, group key) first, names joined to the few counted rows after:
-    # at a million events, truncating dates instead of formatting each one, and joining
-    # cities after the GROUP BY rather than before, halves the time of a cold answer.
-    join, key, outer_join, group = "", None, "", None
-    if by == TrendGroup.GRIEVANCE:
-        join, key, group = "CROSS JOIN LATERAL unnest(e.grievances) AS g(slug)", "g.slug", "t.grp"
-    elif by == TrendGroup.POLICE_RESPONSE:
-        join = "CROSS JOIN LATERAL unnest(e.police_responses) AS g(slug)"
-        key, group = "g.slug", "t.grp"
-    elif by == TrendGroup.COUNTRY:
-        key, group = "e.country", "t.grp"
-    elif by == TrendGroup.CITY:
-        key, group = "e.city_id", "c.name"
-        outer_join = f"LEFT JOIN {City._meta.db_table} c ON c.id = t.grp"
+    join, key = _GROUP_SQL[by]
     key_select = f", {key} AS grp" if key else ""
-    group_select = f", {group} AS grp" if group else ""
     # Identifiers above come from fixed choices, values only through parameters.
     sql = f"""
-        SELECT to_char(t.period, %s) AS period{group_select},
-               t.events, t.arrests, t.events_with_arrests, t.events_with_force
-        FROM (
-            SELECT date_trunc(%s, e.date::timestamp) AS period{key_select},
-                   count(*) AS events,
-                   coalesce(sum(e.arrests), 0) AS arrests,
-                   count(*) FILTER (WHERE e.arrests > 0) AS events_with_arrests,
-                   count(*) FILTER (WHERE e.police_responses && %s::varchar[])
-                       AS events_with_force
-            FROM ({inner_sql}) e {join}
-            GROUP BY 1{", 2" if key else ""}
-        ) t {outer_join}
-        ORDER BY t.period{", 2" if group else ""}
+        SELECT date_trunc(%s, e.date::timestamp)::date AS period{key_select},
+               count(*),
+               coalesce(sum(e.arrests), 0),
+               count(*) FILTER (WHERE e.arrests > 0),
+               count(*) FILTER (WHERE e.police_responses && %s::varchar[]),
+               coalesce(sum(e.injuries), 0),
+               coalesce(sum(e.deaths), 0),
+               coalesce(sum(e.participants_low), 0),
+               coalesce(sum(e.participants_high), 0),
+               count(*) FILTER (WHERE e.participants_low IS NOT NULL
+                                   OR e.participants_high IS NOT NULL)
+        FROM ({inner_sql}) e {join}
+        GROUP BY 1{", 2" if key else ""}
+        ORDER BY 1{", 2" if key else ""}
     """  # noqa: S608
-    force = sorted(taxonomy.FORCE_RESPONSES)
-    params = (period_format, interval, force, *inner_params)
+    params = (interval, sorted(taxonomy.FORCE_RESPONSES), *inner_params)
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
-        rows = cursor.fetchall()
-    results = []
-    for row in rows:
+        fetched = cursor.fetchall()
+    rows = []
+    for row in fetched:
         item = {"period": row[0]}
-        offset = 1
-        if group:
+        values = row[1:]
+        if key:
             item["group"] = row[1]
-            offset = 2
-        events, arrests, with_arrests, with_force = row[offset : offset + 4]
-        item.update(
-            events=events,
-            arrests=int(arrests),
-            events_with_arrests=with_arrests,
-            events_with_force=with_force,
+            values = row[2:]
+        item.update(zip(COUNT_METRICS, (int(v) for v in values), strict=True))
+        rows.append(item)
+    return rows
+
+
+def crowd_medians(*, filterset, interval: str) -> dict[dt.date, dict[str, float | None]]:
+    """Per period: the median of the low and of the high crowd estimates, over the events
+    that report one (a median cannot be summed from rollups: one pass over the events)."""
+    try:
+        inner_sql, inner_params = (
+            filterset.qs.order_by()
+            .filter(Q(participants_low__isnull=False) | Q(participants_high__isnull=False))
+            .values("date", "participants_low", "participants_high")
+            .query.sql_with_params()
         )
-        results.append(item)
-    return results
+    except EmptyResultSet:
+        return {}
+    sql = f"""
+        SELECT date_trunc(%s, e.date::timestamp)::date,
+               percentile_cont(0.5) WITHIN GROUP (ORDER BY e.participants_low),
+               percentile_cont(0.5) WITHIN GROUP (ORDER BY e.participants_high)
+        FROM ({inner_sql}) e GROUP BY 1
+    """  # noqa: S608
+    with connection.cursor() as cursor:
+        cursor.execute(sql, (interval, *inner_params))
+        return {
+            period: {"median_low": low, "median_high": high}
+            for period, low, high in cursor.fetchall()
+        }
+
+
+def city_names(ids) -> dict[int, City]:
+    return City.objects.in_bulk([pk for pk in ids if pk is not None])
 
 
 def _plain(value):
@@ -275,3 +433,83 @@ def submitter_accepted_count(*, event: Event) -> int | None:
         .exclude(pk=event.pk)
         .count()
     )
+
+
+def filter_options() -> dict:
+    """What the filter panel offers: the countries, regions and cities that have published
+    events. Read from the rollup of places (a few thousand rows at a million events), so
+    it is current and cheap on every page."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT DISTINCT country, admin1, city_id FROM tracker_rollup_place")
+        places = cursor.fetchall()
+    city_ids = {city for _, _, city in places if city is not None}
+    return {
+        "countries": sorted({country for country, _, _ in places}),
+        "regions": sorted({region for _, region, _ in places if region}),
+        "cities": sorted(City.objects.filter(pk__in=city_ids), key=lambda city: city.label()),
+    }
+
+
+def my_submissions(*, user) -> QuerySet[Event]:
+    """A contributor's own submissions, newest first (only they see this list)."""
+    return (
+        Event.objects.filter(submitted_by=user)
+        .select_related("city")
+        .order_by("-created_at", "-id")
+    )
+
+
+def review_queue() -> QuerySet[Event]:
+    """Pending submissions, the oldest first so that none waits forever."""
+    return (
+        Event.objects.filter(status=Event.Status.PENDING)
+        .select_related("city")
+        .annotate(source_count=Count("sources"))
+        .order_by("created_at", "id")
+    )
+
+
+def likely_duplicates(*, event: Event, days: int = 3) -> QuerySet[Event]:
+    """Other events in the same city (or, without a city, the same region of the same
+    country) whose dates lie within `days` of this one's."""
+    window = dt.timedelta(days=days)
+    others = Event.objects.exclude(pk=event.pk).exclude(status=Event.Status.REJECTED)
+    if event.city_id:
+        others = others.filter(city_id=event.city_id)
+    else:
+        others = others.filter(country=event.country, admin1=event.admin1, city__isnull=True)
+    return (
+        others.filter(date__gte=event.date - window, date__lte=event.date + window)
+        .select_related("city")
+        .prefetch_related("sources")
+        .order_by("date", "id")
+    )
+
+
+def event_with_sources(*, pk: int) -> Event:
+    return Event.objects.select_related("city").prefetch_related("sources", "organizers").get(pk=pk)
+
+
+def event_history_summary(*, event: Event, limit: int = 20) -> list[dict[str, Any]]:
+    """What changed and when, newest first. Only moderators' names are stored in the history
+    (see tracker.history), and the submitter never is, so nothing here says who reported."""
+    records = list(event.history.order_by("-history_date", "-history_id")[: limit + 1])
+    summary = []
+    for index, record in enumerate(records[:limit]):
+        previous = records[index + 1] if index + 1 < len(records) else None
+        changed: list[str] = []
+        if previous is not None:
+            delta = record.diff_against(previous)
+            changed = [
+                str(Event._meta.get_field(change.field).verbose_name) for change in delta.changes
+            ]
+        summary.append(
+            {
+                "when": record.history_date,
+                "kind": record.history_type,
+                "changed": changed,
+                "reason": record.history_change_reason or "",
+                "status": record.status,
+            }
+        )
+    return summary

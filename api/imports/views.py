@@ -147,17 +147,15 @@ class LayoutExportView(APIView):
 
     @extend_schema(responses={(200, "text/csv"): OpenApiTypes.STR})
     def get(self, request, layout: str):
-        from api.filters import EventFilterSet
+        from api.filtering import valid_filterset
         from imports.exports import export_csv_lines
         from tracker.models import Event
 
         if layout not in ExportLayout.values:
             raise NotFound(f"Unknown layout; choose from {', '.join(ExportLayout.values)}.")
-        filterset = EventFilterSet(
-            data=request.GET, queryset=Event.objects.published(), request=request
+        filterset = valid_filterset(
+            request, queryset=Event.objects.published(), extra_params=("format",)
         )
-        if not filterset.is_valid():
-            raise ApiValidationError(filterset.errors)
         lines = export_csv_lines(events=filterset.qs, layout=layout)
         response = StreamingHttpResponse(lines, content_type="text/csv; charset=utf-8")
         response["Content-Disposition"] = f'attachment; filename="events-{layout}.csv"'
@@ -171,9 +169,10 @@ class ExportJobListView(APIView):
 
     @extend_schema(request=ExportRequestSerializer, responses={202: ExportJobSerializer})
     def post(self, request):
-        from api.filters import EventFilterSet
+        from api.filtering import filter_validation_error
         from imports.exports import export_job_create
         from tracker.models import Event
+        from tracker.query import EventFilterSet
 
         payload = ExportRequestSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
@@ -182,7 +181,7 @@ class ExportJobListView(APIView):
         query = payload.validated_data.get("query", "")
         filterset = EventFilterSet(data=QueryDict(query), queryset=Event.objects.published())
         if not filterset.is_valid():
-            raise ApiValidationError({"query": filterset.errors})
+            raise ApiValidationError({"query": filter_validation_error(filterset).detail})
         job = export_job_create(
             layout=payload.validated_data["layout"], query=query, user=request.user
         )

@@ -8,7 +8,6 @@ from collections.abc import Iterator
 
 from django.db.models.functions import Coalesce
 from django.http import StreamingHttpResponse
-from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import mixins, status, viewsets
@@ -21,7 +20,7 @@ from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 
 from api.exceptions import Conflict, PreconditionFailed
-from api.filters import EventFilterSet
+from api.filtering import EventFilterBackend
 from api.pagination import EventCursorPagination
 from api.parsers import LimitedJSONParser
 from api.permissions import CanReadHistory, EventAccess, IsModerator
@@ -41,6 +40,7 @@ from api.serializers.events import (
 )
 from tracker.csv_safety import csv_cell
 from tracker.models import Event
+from tracker.query import EventFilterSet
 from tracker.selectors import (
     event_history,
     event_rows,
@@ -261,8 +261,9 @@ class EventViewSet(
 ):
     """Published events; contributors' submissions; moderators' edits and reviews."""
 
-    filter_backends = [DjangoFilterBackend, EventOrderingFilter]
+    filter_backends = [EventFilterBackend, EventOrderingFilter]
     filterset_class = EventFilterSet
+    query_params_of_view = ("cursor", "page_size", "ordering", "format")
     pagination_class = EventCursorPagination
     permission_classes = [EventAccess]
     parser_classes = [LimitedJSONParser]

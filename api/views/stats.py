@@ -1,50 +1,45 @@
-"""/api/v1/stats/trends/: the yearly or monthly counts behind the dashboard."""
+"""/api/v1/stats/trends/: the counts per period behind the dashboard."""
 
 from __future__ import annotations
 
-import hashlib
-import json
-
-from django.core.cache import cache
-from django_filters.rest_framework import DjangoFilterBackend
-from django_filters.utils import translate_validation
 from drf_spectacular.utils import extend_schema
+from rest_framework.exceptions import ValidationError
 from rest_framework.generics import GenericAPIView
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 
-from api.filters import EventFilterSet
+from api.filtering import EventFilterBackend, valid_filterset
 from api.serializers.stats import TrendsQuerySerializer, TrendsResponseSerializer
-from tracker.cache import events_version
 from tracker.models import Event
-from tracker.selectors import event_trends
-
-TRENDS_CACHE_SECONDS = 24 * 3600
-
-
-def _cache_key(filterset: EventFilterSet, interval: str, by: str | None) -> str:
-    """The normalized query: the parsed filter values (not the raw text), so that
-    `grievance=welfare,labor` and `grievance=Welfare, labor` share one entry."""
-    values = {
-        name: str(value)
-        for name, value in sorted(filterset.form.cleaned_data.items())
-        if value not in (None, "", [])
-    }
-    digest = hashlib.sha256(json.dumps([values, interval, by], sort_keys=True).encode()).hexdigest()
-    return f"trends:v{events_version()}:{digest}"
+from tracker.query import EventFilterSet
+from tracker.selectors import (
+    COUNT_METRICS,
+    IntervalTooLong,
+    TrendGroup,
+    axis_periods,
+    check_interval,
+    city_names,
+    event_counts,
+    period_label,
+)
 
 
-@extend_schema(tags=["stats"], parameters=[TrendsQuerySerializer])
+@extend_schema(tags=["stats"], parameters=[TrendsQuerySerializer], auth=[{}])
 class TrendsView(GenericAPIView):
-    """Published events per year or month (optionally per grievance, police response,
-    city or country), with the event filters of /api/v1/events/.
+    """Published events per year, quarter, month or week (optionally per grievance, police
+    response, city, region or country), with every event filter of /api/v1/events/.
 
-    Numbers come from one SQL GROUP BY and are cached until any event changes.
+    Without by=, every period of the filter's date range within the data is listed, those
+    without events as zeros. With by=grievance or by=police_response an event counts once
+    in each of its categories. Numbers equal a plain SQL GROUP BY over the same filter,
+    always current: they come from rollup tables kept in step with the events in the same
+    transaction, or from the events themselves.
     """
 
     permission_classes = [AllowAny]
-    filter_backends = [DjangoFilterBackend]
+    filter_backends = [EventFilterBackend]  # describes the filters in the schema
     filterset_class = EventFilterSet
+    query_params_of_view = ("interval", "by", "format")
     pagination_class = None
     serializer_class = TrendsResponseSerializer
 
@@ -56,16 +51,29 @@ class TrendsView(GenericAPIView):
         query.is_valid(raise_exception=True)
         interval = query.validated_data["interval"]
         by = query.validated_data.get("by")
-        # filter_backends describe the parameters in the schema; the filter set is used
-        # directly here because the cache key is made of its parsed values.
-        filterset = EventFilterSet(
-            data=request.query_params, queryset=self.get_queryset(), request=request
+        filterset = valid_filterset(
+            request, queryset=self.get_queryset(), extra_params=self.query_params_of_view
         )
-        if not filterset.is_valid():
-            raise translate_validation(filterset.errors)
-        key = _cache_key(filterset, interval, by)
-        results = cache.get(key)
-        if results is None:
-            results = event_trends(queryset=filterset.qs, interval=interval, by=by)
-            cache.set(key, results, TRENDS_CACHE_SECONDS)
+        filters = filterset.form.cleaned_data
+        try:
+            check_interval(filters=filters, interval=interval)
+        except IntervalTooLong as exc:
+            raise ValidationError({"interval": [str(exc)]}) from None
+        rows = event_counts(filterset=filterset, interval=interval, by=by)
+        if by is None:
+            found = {row["period"]: row for row in rows}
+            zero = dict.fromkeys(COUNT_METRICS, 0)
+            periods = sorted(set(axis_periods(filters=filters, interval=interval)) | set(found))
+            rows = [found.get(period, {"period": period, **zero}) for period in periods]
+        names = city_names(row["group"] for row in rows) if by == TrendGroup.CITY else {}
+        results = []
+        for row in rows:
+            item = {"period": period_label(row["period"], interval)}
+            if by is not None:
+                group = row["group"]
+                item["group"] = names[group].name if by == TrendGroup.CITY and group else group
+            item.update((metric, row[metric]) for metric in COUNT_METRICS)
+            results.append(item)
+        if by is not None:
+            results.sort(key=lambda r: (r["period"], r["group"] is None, str(r["group"])))
         return Response({"interval": interval, "by": by, "results": results})

@@ -166,7 +166,7 @@ def test_q_is_a_plain_ilike_on_the_columns():
     million events), and a trigram index on the column can serve it."""
     from django.http import QueryDict
 
-    from api.filters import EventFilterSet
+    from tracker.query import EventFilterSet
 
     filterset = EventFilterSet(data=QueryDict("q=square"), queryset=Event.objects.published())
     assert filterset.is_valid()

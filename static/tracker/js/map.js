@@ -39,19 +39,21 @@
   var request = 0;
 
   // ---- filters <-> URL --------------------------------------------------------------------
-  var multi = ["grievance", "police_response"];
+  // Every field of the panel is a filter of the API (tracker.query); several values are
+  // joined with commas, except organizers, whose names can hold commas (repeated instead).
   function filterParams() {
     var params = new URLSearchParams();
     var data = new FormData(form);
-    ["date_after", "date_before", "country", "city", "arrests_min", "arrests_max"].forEach(
-      function (name) {
-        var value = (data.get(name) || "").trim();
-        if (value) params.set(name, value);
-      }
-    );
-    multi.forEach(function (name) {
-      var values = data.getAll(name);
-      if (values.length) params.set(name, values.join(","));
+    var names = [];
+    data.forEach(function (value, name) {
+      if (names.indexOf(name) < 0) names.push(name);
+    });
+    names.forEach(function (name) {
+      var values = data.getAll(name).map(function (v) { return String(v).trim(); })
+        .filter(function (v) { return v; });
+      if (!values.length) return;
+      if (name === "organizer") values.forEach(function (v) { params.append(name, v); });
+      else params.set(name, values.join(","));
     });
     return params;
   }
@@ -375,5 +377,6 @@
     syncUrl(filterParams());
     draw();
   });
-  reload();
+  // Invalid filters: their messages are in the panel, and no map of another selection.
+  if (config.valid !== false) reload();
 })();

@@ -1,8 +1,16 @@
-"""Query parameters of the event endpoints, shared by the API, the exports and the pages.
+"""The one definition of the event filters: query parameters -> QuerySet.
 
-Every parameter is parsed and checked by a form field, so a bad value makes
-`EventFilterSet(...).is_valid()` false with a message that says what is wrong and what is
-expected; nothing is silently ignored and no value can reach the database unchecked.
+Every view that selects events reads its parameters here: the API list, GeoJSON and CSV,
+the exports and export jobs, the trends, the map, the dashboard and its CSVs. Each
+parameter is parsed and checked by a form field, so a bad value makes `.is_valid()` false
+with a message that says what is wrong and what is expected. A parameter nobody knows is an
+error too (naming the known ones): nothing is silently ignored, and no value reaches the
+database unchecked.
+
+    filterset = EventFilterSet(data=request.GET, queryset=Event.objects.published(),
+                               extra_params=("interval", "by"))
+    if not filterset.is_valid(): ... filterset.errors (400)
+    events = filterset.qs; values = filterset.form.cleaned_data
 """
 
 from __future__ import annotations
@@ -15,10 +23,8 @@ import django_filters
 from django import forms
 from django.contrib.gis.geos import Point, Polygon
 from django.contrib.gis.measure import D
-from django.db.models import Q, QuerySet, lookups
+from django.db.models import Exists, OuterRef, Q, QuerySet, lookups
 from django_filters.fields import IsoDateTimeField
-from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import extend_schema_field
 
 from tracker import taxonomy
 from tracker.models import Event
@@ -28,6 +34,7 @@ MAX_RADIUS_KM = 2000
 MAX_COUNT = 2_147_483_647  # the arrests column is a PostgreSQL integer
 COUNTRY_RE = re.compile(r"^[A-Za-z]{2}$")
 ASCII_ID_RE = re.compile(r"[0-9]+")
+MAX_VALUES = 50  # values of one list parameter (cities, regions, organizers ...)
 
 
 class ILikeContains(lookups.IContains):
@@ -78,18 +85,77 @@ def _check_lon_lat(lon: float, lat: float) -> None:
         )
 
 
-class SlugListField(forms.CharField):
-    """Comma-separated slugs of one vocabulary, e.g. `human_rights,welfare`."""
+class ListInput(forms.TextInput):
+    """Reads every value of a repeated parameter (`?city=1&city=2`, as a page's multiple
+    select sends them), each of which may itself be a comma-separated list (the API's
+    spelling, `city=1,2`)."""
+
+    def __init__(self, *args, split_commas: bool = True, **kwargs):
+        self.split_commas = split_commas
+        super().__init__(*args, **kwargs)
+
+    def value_from_datadict(self, data, files, name):
+        values = data.getlist(name) if hasattr(data, "getlist") else [data.get(name)]
+        values = [str(value) for value in values if value not in (None, "")]
+        if self.split_commas:
+            values = [part for value in values for part in value.split(",")]
+        values = [value.strip() for value in values if value.strip()]
+        return values or None
+
+    def format_value(self, value):
+        if isinstance(value, list | tuple):
+            return ",".join(str(item) for item in value)
+        return super().format_value(value)
+
+
+class ListField(forms.Field):
+    """A list of short texts (see ListInput); subclasses check each item."""
+
+    widget = ListInput
+    item_max_length = 200
+    what = "value"
+
+    def to_python(self, value):
+        if not value:
+            return []
+        if isinstance(value, str):
+            value = [part.strip() for part in value.split(",") if part.strip()]
+        if len(value) > MAX_VALUES:
+            raise forms.ValidationError(
+                "At most %(max)d values, got %(count)d.",
+                code="too_many",
+                params={"max": MAX_VALUES, "count": len(value)},
+            )
+        if any("\x00" in item for item in value):
+            raise forms.ValidationError("Null characters are not allowed.", code="null_characters")
+        too_long = [item for item in value if len(item) > self.item_max_length]
+        if too_long:
+            raise forms.ValidationError(
+                "A %(what)s has at most %(max)d characters.",
+                code="too_long",
+                params={"what": self.what, "max": self.item_max_length},
+            )
+        return list(value)
+
+    def clean(self, value):
+        return self.clean_items(super().clean(value))
+
+    def clean_items(self, items: list[str]):
+        return items
+
+
+class SlugListField(ListField):
+    """Slugs of one vocabulary, e.g. `human_rights,welfare` (any of them)."""
+
+    item_max_length = 40
+    what = "slug"
 
     def __init__(self, *args, vocabulary: tuple[str, ...] = (), **kwargs):
         self.vocabulary = vocabulary
         super().__init__(*args, **kwargs)
 
-    def clean(self, value):
-        value = super().clean(value)
-        if not value:
-            return []
-        slugs = [slug.strip().lower() for slug in value.split(",") if slug.strip()]
+    def clean_items(self, items):
+        slugs = [slug.lower() for slug in items]
         unknown = [slug for slug in slugs if slug not in self.vocabulary]
         if unknown:
             raise forms.ValidationError(
@@ -100,12 +166,13 @@ class SlugListField(forms.CharField):
         return slugs
 
 
-class CountryListField(forms.CharField):
-    def clean(self, value):
-        value = super().clean(value)
-        if not value:
-            return []
-        codes = [code.strip() for code in value.split(",") if code.strip()]
+class CountryListField(ListField):
+    """ISO 3166-1 alpha-2 codes (any of them)."""
+
+    item_max_length = 200  # a longer value gets the message about codes, not about length
+    what = "country code"
+
+    def clean_items(self, codes):
         bad = [code for code in codes if not COUNTRY_RE.match(code)]
         if bad:
             raise forms.ValidationError(
@@ -147,27 +214,48 @@ class LonLatField(forms.CharField):
         return Point(lon, lat, srid=4326)
 
 
-class CityField(forms.CharField):
-    """A gazetteer city by id or by any of its names (any language, former names)."""
+class CityField(ListField):
+    """Gazetteer cities, each by id or by any of its names (any language, former names);
+    a name several cities share means all of them."""
 
-    def clean(self, value):
-        value = super().clean(value)
-        if not value:
-            return None
-        value = value.strip()
-        # Not str.isdigit(): it is true for "²", which int() refuses.
-        if ASCII_ID_RE.fullmatch(value):
-            ids = list(city_lookup_by_id(int(value))) if len(value) <= 18 else []
-        else:
-            ids = list(city_lookup(value).values_list("id", flat=True))
-        if not ids:
-            raise forms.ValidationError(
-                "Unknown city: %(city)s. Give a city id or a name; /api/v1/cities/?q= "
-                "lists the cities the tracker knows.",
-                code="unknown_city",
-                params={"city": repr(value)},
-            )
+    item_max_length = 120
+    what = "city"
+
+    def clean_items(self, items):
+        ids: list[int] = []
+        for value in items:
+            # Not str.isdigit(): it is true for "²", which int() refuses.
+            if ASCII_ID_RE.fullmatch(value):
+                found = list(city_lookup_by_id(int(value))) if len(value) <= 18 else []
+            else:
+                found = list(city_lookup(value).values_list("id", flat=True))
+            if not found:
+                raise forms.ValidationError(
+                    "Unknown city: %(city)s. Give a city id or a name; /api/v1/cities/?q= "
+                    "lists the cities the tracker knows.",
+                    code="unknown_city",
+                    params={"city": repr(value)},
+                )
+            ids.extend(pk for pk in found if pk not in ids)
         return ids
+
+
+class Admin1ListField(ListField):
+    """Regions (oblasts) as named in the data, case-insensitive (any of them)."""
+
+    item_max_length = 120
+    what = "region"
+
+
+class OrganizerListField(ListField):
+    """Organizer names or parts of them (any of them). Names hold commas ("Oyan,
+    Qazaqstan"), so several organizers are given as repeated parameters."""
+
+    what = "organizer"
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("widget", ListInput(split_commas=False))
+        super().__init__(*args, **kwargs)
 
 
 def city_lookup_by_id(city_id: int):
@@ -198,41 +286,52 @@ class MomentField(IsoDateTimeField):
             ) from None
 
 
-@extend_schema_field(OpenApiTypes.DATETIME)
 class MomentFilter(django_filters.IsoDateTimeFilter):
     field_class = MomentField
 
 
-@extend_schema_field(OpenApiTypes.STR)
 class SlugListFilter(django_filters.Filter):
     field_class = SlugListField
 
 
-@extend_schema_field(OpenApiTypes.STR)
 class CountryListFilter(django_filters.Filter):
     field_class = CountryListField
 
 
-@extend_schema_field(OpenApiTypes.STR)
 class CityFilter(django_filters.Filter):
     field_class = CityField
 
 
-@extend_schema_field(OpenApiTypes.STR)
 class BBoxFilter(django_filters.Filter):
     field_class = BBoxField
 
 
-@extend_schema_field(OpenApiTypes.STR)
 class LonLatFilter(django_filters.Filter):
     field_class = LonLatField
 
 
-class EventFilterSet(django_filters.FilterSet):
-    """Filters of /api/v1/events/, the trends, the exports and the map.
+class Admin1ListFilter(django_filters.Filter):
+    field_class = Admin1ListField
 
-    `EventFilterSet(data=request.GET, queryset=Event.objects.published(), request=request)`;
-    `.is_valid()` then `.qs`, or `.errors` for the 400 answer.
+
+class OrganizerListFilter(django_filters.Filter):
+    field_class = OrganizerListField
+
+
+class IntegerFilter(django_filters.Filter):
+    field_class = forms.IntegerField
+
+
+# Parameters that take several values (repeated, or comma-separated where a value cannot
+# hold a comma); any other parameter given twice is an error rather than a silent pick.
+LIST_PARAMS = ("country", "admin1", "city", "organizer", "grievance", "police_response")
+
+
+class EventFilterSet(django_filters.FilterSet):
+    """The event filters (see the module's docstring).
+
+    `extra_params` names the parameters of the view itself (paging, ordering, interval...)
+    that are not filters; any other unknown parameter makes the filter set invalid.
     """
 
     date_after = django_filters.DateFilter(
@@ -245,25 +344,30 @@ class EventFilterSet(django_filters.FilterSet):
         lookup_expr="lte",
         label="Events that started on or before this day (YYYY-MM-DD).",
     )
-    year = django_filters.NumberFilter(
+    year = IntegerFilter(
         method="filter_year",
         label="Events that started in this year.",
         min_value=1900,
         max_value=2100,
-        decimal_places=0,
     )
     country = CountryListFilter(
         field_name="country",
         lookup_expr="in",
         label="ISO 3166-1 alpha-2 codes, comma-separated (any of).",
     )
-    admin1 = django_filters.CharFilter(
-        field_name="admin1", lookup_expr="iexact", label="Region (oblast), as named in the data."
+    admin1 = Admin1ListFilter(
+        method="filter_admin1",
+        label="Regions (oblasts) as named in the data, comma-separated (any of).",
     )
     city = CityFilter(
         field_name="city_id",
         lookup_expr="in",
-        label="City id, or any name of the city (English, Russian, Kazakh, former names).",
+        label="City ids or names (English, Russian, Kazakh, former names), comma-separated "
+        "(any of).",
+    )
+    organizer = OrganizerListFilter(
+        method="filter_organizer",
+        label="Organizer name or part of it; repeat the parameter for several (any of).",
     )
     grievance = SlugListFilter(
         field_name="grievances",
@@ -277,20 +381,18 @@ class EventFilterSet(django_filters.FilterSet):
         vocabulary=taxonomy.POLICE_RESPONSE_SLUGS,
         label="Police response slugs, comma-separated (any of).",
     )
-    arrests_min = django_filters.NumberFilter(
+    arrests_min = IntegerFilter(
         field_name="arrests",
         lookup_expr="gte",
         min_value=0,
         max_value=MAX_COUNT,
-        decimal_places=0,
         label="At least this many people detained (events with unreported arrests excluded).",
     )
-    arrests_max = django_filters.NumberFilter(
+    arrests_max = IntegerFilter(
         field_name="arrests",
         lookup_expr="lte",
         min_value=0,
         max_value=MAX_COUNT,
-        decimal_places=0,
         label="At most this many people detained (events with unreported arrests excluded).",
     )
     in_bbox = BBoxFilter(
@@ -322,8 +424,13 @@ class EventFilterSet(django_filters.FilterSet):
         model = Event
         fields: list[str] = []
 
+    def __init__(self, data=None, queryset=None, *, request=None, prefix=None, extra_params=()):
+        super().__init__(data=data, queryset=queryset, request=request, prefix=prefix)
+        self.extra_params = tuple(extra_params)
+
     def is_valid(self) -> bool:
         valid = super().is_valid()
+        self._check_parameters()
         if not valid:
             return False
         data = self.form.cleaned_data
@@ -331,12 +438,59 @@ class EventFilterSet(django_filters.FilterSet):
             self.form.add_error("radius_km", "near needs radius_km (in km), e.g. radius_km=25.")
         elif data.get("radius_km") is not None and data.get("near") is None:
             self.form.add_error("near", "radius_km needs near=lon,lat.")
+        after, before = data.get("date_after"), data.get("date_before")
+        if after and before and after > before:
+            self.form.add_error("date_before", "date_before is earlier than date_after.")
+        low, high = data.get("arrests_min"), data.get("arrests_max")
+        if low is not None and high is not None and low > high:
+            self.form.add_error("arrests_max", "arrests_max is below arrests_min.")
         return self.form.is_valid()
+
+    def _check_parameters(self) -> None:
+        """Unknown parameters and single-valued ones given twice are errors."""
+        if self.data is None:
+            return
+        known = set(self.filters) | set(self.extra_params)
+        unknown = sorted(name for name in self.data if name not in known)
+        for name in unknown:
+            self.form.add_error(
+                None,
+                forms.ValidationError(
+                    "Unknown parameter %(name)s. Known parameters: %(known)s.",
+                    code="unknown_parameter",
+                    params={"name": repr(name), "known": ", ".join(sorted(known))},
+                ),
+            )
+        if hasattr(self.data, "getlist"):
+            for name in self.filters:
+                if name not in LIST_PARAMS and len(set(self.data.getlist(name))) > 1:
+                    self.form.add_error(
+                        name if name in self.form.fields else None,
+                        forms.ValidationError(
+                            "%(name)s was given more than once with different values.",
+                            code="repeated_parameter",
+                            params={"name": name},
+                        ),
+                    )
 
     def filter_year(self, queryset: QuerySet[Event], name: str, value) -> QuerySet[Event]:
         # A range on the raw column keeps the date index usable (EXTRACT would not).
         year = int(value)
         return queryset.filter(date__gte=f"{year}-01-01", date__lte=f"{year}-12-31")
+
+    def filter_admin1(self, queryset: QuerySet[Event], name: str, value) -> QuerySet[Event]:
+        condition = Q()
+        for region in value:
+            condition |= Q(admin1__iexact=region)
+        return queryset.filter(condition)
+
+    def filter_organizer(self, queryset: QuerySet[Event], name: str, value) -> QuerySet[Event]:
+        condition = Q()
+        for text in value:
+            condition |= Q(organization__name__icontains=text)
+            condition |= Q(organization__name_ru__icontains=text)
+        links = Event.organizers.through.objects.filter(condition, event_id=OuterRef("pk"))
+        return queryset.filter(Exists(links))
 
     def filter_in_bbox(self, queryset: QuerySet[Event], name: str, value) -> QuerySet[Event]:
         return queryset.filter(location__intersects=value)
@@ -362,3 +516,18 @@ class EventFilterSet(django_filters.FilterSet):
                 | Q(location_detail__ilike_contains=word)
             )
         return queryset
+
+
+def published_events(data, *, extra_params=(), request=None) -> EventFilterSet:
+    """The filter set over published events (what anonymous readers see)."""
+    return EventFilterSet(
+        data=data, queryset=Event.objects.published(), request=request, extra_params=extra_params
+    )
+
+
+def filter_errors_text(filterset: EventFilterSet) -> str:
+    """The errors as one line (for a CSV or a job's message)."""
+    return "; ".join(
+        f"{name}: {' '.join(messages)}" if name != "__all__" else " ".join(messages)
+        for name, messages in filterset.errors.items()
+    )
