@@ -185,8 +185,8 @@ def _snapshot() -> dict:
     with connection.cursor() as cursor:
         out = {}
         for table in TABLES:
-            cursor.execute(f"SELECT * FROM {table} ORDER BY 1, 2, 3, 4")
-            out[table] = cursor.fetchall()
+            cursor.execute(f"SELECT * FROM {table}")
+            out[table] = sorted(cursor.fetchall(), key=repr)
         return out
 
 

@@ -60,21 +60,22 @@ TABLES = {
         ("admin1", "varchar(120) NOT NULL"),
         ("city_id", "integer"),
     ),
+    # Slug first: the backfill writes in key order, so one slug's cells share pages.
     "tracker_rollup_term": (
+        ("vocabulary", '"char" NOT NULL'),
+        ("slug", "varchar(20) NOT NULL"),
         ("month", "date NOT NULL"),
         ("country", "varchar(2) NOT NULL"),
         ("admin1", "varchar(120) NOT NULL"),
         ("city_id", "integer"),
-        ("vocabulary", '"char" NOT NULL'),
-        ("slug", "varchar(20) NOT NULL"),
         ("mult", "integer NOT NULL"),
     ),
     "tracker_rollup_term_region": (
+        ("vocabulary", '"char" NOT NULL'),
+        ("slug", "varchar(20) NOT NULL"),
         ("month", "date NOT NULL"),
         ("country", "varchar(2) NOT NULL"),
         ("admin1", "varchar(120) NOT NULL"),
-        ("vocabulary", '"char" NOT NULL'),
-        ("slug", "varchar(20) NOT NULL"),
         ("mult", "integer NOT NULL"),
     ),
     "tracker_rollup_combo": (
@@ -84,11 +85,11 @@ TABLES = {
         ("police_responses", "varchar(20)[] NOT NULL"),
     ),
 }
-# Read paths: by slug then month for the term tables, by month for the others.
+# Read paths besides the cell keys (which lead with the slug in the term tables).
 INDEXES = {
     "tracker_rollup_place": ["(month)"],
-    "tracker_rollup_term": ["(vocabulary, slug, month)", "(city_id, month)"],
-    "tracker_rollup_term_region": ["(vocabulary, slug, month)"],
+    "tracker_rollup_term": ["(city_id, month)"],  # (vocabulary, slug, month): the cell key
+    "tracker_rollup_term_region": [],
     "tracker_rollup_combo": ["(month)", "(country, month)"],
 }
 
@@ -159,11 +160,11 @@ def _apply_statements(source: str) -> list[str]:
         f"FROM ({source}) s GROUP BY 1, 2, 3, 4"
     )
     term = (
-        f"SELECT {month}, s.country, s.admin1, s.city_id, t.vocabulary, t.slug, t.mult, "
+        f"SELECT t.vocabulary, t.slug, {month}, s.country, s.admin1, s.city_id, t.mult, "
         f"{SIGNED} FROM ({source}) s {TERMS} GROUP BY 1, 2, 3, 4, 5, 6, 7"
     )
     region = (
-        f"SELECT {month}, s.country, s.admin1, t.vocabulary, t.slug, t.mult, "
+        f"SELECT t.vocabulary, t.slug, {month}, s.country, s.admin1, t.mult, "
         f"{SIGNED} FROM ({source}) s {TERMS} GROUP BY 1, 2, 3, 4, 5, 6"
     )
     combo = (
