@@ -23,7 +23,7 @@ from rest_framework.views import exception_handler as drf_exception_handler
 from rest_framework.views import set_rollback
 
 from api.parsers import RequestTooLarge
-from config.middleware import RETRY_AFTER_SECONDS, is_outage, log_outage, outage_detail
+from tracker.outage import RETRY_AFTER_SECONDS, is_outage, log_outage, outage_detail
 
 logger = logging.getLogger("api")
 

@@ -14,48 +14,21 @@ from __future__ import annotations
 import logging
 import sys
 
-import kombu.exceptions
-import psycopg
-import redis
 from django.core.signals import got_request_exception
-from django.db import DEFAULT_DB_ALIAS, InterfaceError, OperationalError, connections
+from django.db import DEFAULT_DB_ALIAS, connections
 from django.http import FileResponse, HttpResponse, JsonResponse
 from django.template import loader
 from django.utils import translation
 
-logger = logging.getLogger("tracker.outage")
-
-RETRY_AFTER_SECONDS = 30
-OUTAGE_ERRORS = (
-    OperationalError,
-    InterfaceError,
-    psycopg.OperationalError,
-    psycopg.InterfaceError,
-    kombu.exceptions.OperationalError,
-    redis.ConnectionError,
-    redis.TimeoutError,
+from tracker.outage import (
+    OUTAGE_ERRORS,
+    RETRY_AFTER_SECONDS,
+    is_outage,
+    log_outage,
+    outage_detail,
 )
-DATABASE_ERRORS = (OperationalError, InterfaceError, psycopg.Error)
 
-
-def is_outage(exc: BaseException | None) -> bool:
-    return isinstance(exc, OUTAGE_ERRORS)
-
-
-def outage_part(exc: BaseException) -> str:
-    return "database" if isinstance(exc, DATABASE_ERRORS) else "task queue"
-
-
-def outage_detail(exc: BaseException) -> str:
-    return (
-        f"The {outage_part(exc)} is unavailable. Nothing was lost; "
-        f"try again in {RETRY_AFTER_SECONDS} seconds."
-    )
-
-
-def log_outage(request_path: str, exc: BaseException) -> None:
-    # One line (throttled in settings.LOGGING), no traceback: an outage fails every request.
-    logger.error("503 for %s: %s: %s", request_path, type(exc).__name__, exc)
+logger = logging.getLogger("tracker.outage")
 
 
 def service_unavailable(request, exc: BaseException) -> HttpResponse:

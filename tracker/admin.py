@@ -9,7 +9,6 @@ from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 from simple_history.admin import SimpleHistoryAdmin
 
-from pages.widgets import OfflineOSMWidget
 from tracker import taxonomy
 from tracker.history import history_actor
 from tracker.models import (
@@ -23,6 +22,7 @@ from tracker.models import (
     Organization,
     Source,
 )
+from tracker.widgets import OfflineOSMWidget
 
 # Every spelling by which a lookup can reach who submitted an event: the field, its column
 # and the reverse relation from the user. A path through any of them (submitted_by__email,
