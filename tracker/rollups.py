@@ -208,9 +208,13 @@ def rollup_counts(*, filters: dict, interval: str, by: str | None) -> list[dict]
             else:
                 totals[key] = values
 
+    keys = ("period", "group", *MEASURES) if grouped else ("period", *MEASURES)
     if whole:
         sql, params = plan(interval, first_full, last_full)
-        merge(_rows_to_dicts(_fetch(sql, params), grouped))
+        rows = _fetch(sql, params)
+        if not partial:  # in order already, and every cell has events
+            return [dict(zip(keys, row, strict=True)) for row in rows]
+        merge(_rows_to_dicts(rows, grouped))
     for start, end in partial:
         sql, params = _raw_sql(
             interval, by, start, end, countries, regions, cities, grievances, responses
@@ -261,16 +265,19 @@ def _plan(by, countries, regions, cities, grievances, responses):
                 text = (
                     f"SELECT date_trunc(%s, r.month::timestamp)::date AS period, "  # noqa: S608
                     f"r.city_id, {_sums(weight)} FROM {table} r {join} "
-                    f"WHERE {query.sql()} GROUP BY 1, 2"
+                    f"WHERE {query.sql()} GROUP BY 1, 2 ORDER BY 1, 2"
                 )
                 return text, [interval, *query.params]
+            text_order = ', m.grp COLLATE "C"' if group else ""
             text = (
                 f"SELECT date_trunc(%s, m.month::timestamp)::date AS period"  # noqa: S608
                 f"{', m.grp' if group else ''}, {_sums(alias='m')} FROM ("
                 f"SELECT r.month{group_select}, {_sums(weight)} "
                 f"FROM {table} r {join} WHERE {query.sql()} "
                 f"GROUP BY 1{', 2' if group else ''}"
-                f") m GROUP BY 1{', 2' if group else ''}"
+                f") m GROUP BY 1{', 2' if group else ''} "
+                # Code point order, as Python sorts the rows merged with partial months.
+                f"ORDER BY 1{text_order}"
             )
             return text, [interval, *query.params]
 
