@@ -89,7 +89,13 @@ def page_filters(request, *, extra_params=()) -> tuple[EventFilterSet, forms.For
         data=request.GET, queryset=Event.objects.published(), extra_params=extra_params
     )
     form = filter_panel(filterset)
-    return filterset, form, filterset.is_valid()
+    valid = filterset.is_valid()
+    if valid and form.cleaned_data.get("city"):
+        # Cities may be given by name (`city=Almaty`); the menu's options are ids, so show
+        # the cities found, or the map's next request would silently drop them.
+        form.data = form.data.copy()
+        form.data.setlist("city", [str(pk) for pk in form.cleaned_data["city"]])
+    return filterset, form, valid
 
 
 def _version_field() -> forms.IntegerField:

@@ -73,6 +73,7 @@
   var yearTo = document.getElementById("year-to");
   var dateAfter = form.elements.date_after;
   var dateBefore = form.elements.date_before;
+  var yearField = form.elements.year;
   function showYears() {
     document.getElementById("year-from-value").textContent = yearFrom.value;
     document.getElementById("year-to-value").textContent = yearTo.value;
@@ -80,9 +81,15 @@
   function yearsFromDates() {
     if (dateAfter.value) yearFrom.value = dateAfter.value.slice(0, 4);
     if (dateBefore.value) yearTo.value = dateBefore.value.slice(0, 4);
+    // year= narrows the range further (the filters combine), so the slider shows it.
+    if (yearField && yearField.value) {
+      yearFrom.value = Math.max(+yearFrom.value, +yearField.value);
+      yearTo.value = Math.min(+yearTo.value, +yearField.value);
+    }
     showYears();
   }
   function datesFromYears(moved) {
+    if (yearField) yearField.value = "";  // the slider now says which years
     if (+yearFrom.value > +yearTo.value) {
       if (moved === yearFrom) yearTo.value = yearFrom.value;
       else yearFrom.value = yearTo.value;
@@ -368,7 +375,9 @@
   });
   form.addEventListener("change", function (event) {
     if (event.target === yearFrom || event.target === yearTo) return;
-    if (event.target === dateAfter || event.target === dateBefore) yearsFromDates();
+    if (event.target === dateAfter || event.target === dateBefore || event.target === yearField) {
+      yearsFromDates();
+    }
     clearTimeout(pending);
     pending = setTimeout(reload, 250);
   });
