@@ -8,11 +8,20 @@ It is not a test and asserts nothing: it prints times, ratios and counts.
     python manage.py benchmark_api --database-url postgis://postgres@127.0.0.1:5432/tracker_bench \
         --events 1000000
 
-Sections (each can be skipped): the list page against the same page built by raw SQL
-(page sizes, first and deep cursor pages, filters); trends p50/p95 cold (the cached answers
-made unreachable before every call) and warm; and a gunicorn started on a free port against
-the same database, hit by `--clients` concurrent clients with a mixed request set, counting
-5xx answers and dropped connections.
+Sections (each can be skipped; --skip-list, --skip-trends, --skip-dashboard, --skip-edit,
+--skip-load, --skip-exports):
+- the list page against the same page built by raw SQL (page sizes, first and deep cursor
+  pages, filters);
+- trends: /api/v1/stats/trends/ in-process for a grid of filters, intervals and by= (see
+  bench/trends.py), p50/p95, beside the hand-written GROUP BY of the same rows, timed in
+  turns, with the numbers of both compared; PASS/FAIL against the budget of each case;
+- the dashboard page's server time, with a few filters, interval=month and compare=;
+- one edit of one event: the answers right before and after (nothing is cached, so they
+  cost the same) and that they show the edit;
+- the gunicorn of scripts/run.sh (its command line, gthread workers and all), started on a
+  free port against the same database, hit by `--clients` concurrent clients with a mixed
+  request set, counting 5xx answers and dropped connections; then two big CSV downloads.
+--markdown PATH writes the tables as Markdown, for the README.
 """
 
 from __future__ import annotations
@@ -24,10 +33,11 @@ import io
 import json
 import os
 import random
+import re
+import shlex
 import socket
 import statistics
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -44,10 +54,22 @@ from django.conf import settings
 from django.core.cache import caches
 from django.core.management.base import BaseCommand, CommandError
 from django.db import connection
+from django.http import QueryDict
 from django.test import Client
 
+from api.views.stats import TrendsView
+from bench.trends import (
+    OTHER_BUDGET_RATIO,
+    ROLLUP_BUDGET_MS,
+    TrendCase,
+    raw_call,
+    same_numbers,
+    trend_cases,
+)
 from tracker import taxonomy
-from tracker.cache import events_changed
+from tracker.models import Event
+from tracker.query import filter_errors_text, published_events
+from tracker.rollups import rollup_counts
 
 PAGE_SQL = """
 SELECT e.id, e.title, e.description, e.date, e.end_date, e.date_precision, c.name, e.city_id,
@@ -126,74 +148,65 @@ LIST_CASES = [
 ]
 DEEP_CASES = {"no filter", "country=KZ", "grievance=labor,land", "q=pensions"}
 
-TREND_CASES = [
+DASHBOARD_BUDGET_MS = 150.0
+DASHBOARD_CASES = [
     "",
     "year=2020",
-    "country=KZ",
-    "grievance=labor",
-    "police_response=force,lethal",
-    "in_bbox={},{},{},{}".format(*BBOX),
+    "country=KZ&grievance=labor,land",
+    "interval=month",
+    "interval=month&year=2020&city=Almaty",
+    "compare=city&city=Almaty,Astana,Bishkek",
+    "compare=city&city=Almaty,Astana,Bishkek&interval=month",
     "q=pensions",
-    "city=Almaty",
-    "date_after=2019-03-01&date_before=2019-09-30",
-    "arrests_min=1",
-    "by=grievance",
-    "by=police_response",
-    "by=city",
-    "by=country&interval=month",
-    "interval=month&by=city&year=2020",
-    "country=KZ&police_response=detained,force&by=grievance",
 ]
 
 
-MEASURES = """count(*)::int AS events, coalesce(sum(e.arrests), 0)::bigint AS arrests,
-       (count(*) FILTER (WHERE e.arrests > 0))::int AS events_with_arrests,
-       (count(*) FILTER (WHERE e.police_responses && '{force,lethal}'::varchar[]))::int
-           AS events_with_force"""
-# (table, its key column, what the events are joined to for that key)
-ROLLUPS = [
-    ("bench_rollup_city", "e.city_id", ""),
-    ("bench_rollup_grievance", "g.slug", "CROSS JOIN LATERAL unnest(e.grievances) g(slug)"),
-    ("bench_rollup_response", "g.slug", "CROSS JOIN LATERAL unnest(e.police_responses) g(slug)"),
-]
-CITY = "LEFT JOIN tracker_city c ON c.id = r.key"
-# (trends query it stands for, rollup table, interval, group column, join, condition, params)
-ROLLUP_QUERIES = [
-    ("(none)", "bench_rollup_city", "year", None, "", "TRUE", []),
-    ("year=2020&interval=month", "bench_rollup_city", "month", None, "",
-     "r.month BETWEEN '2020-01-01' AND '2020-12-01'", []),
-    ("country=KZ", "bench_rollup_city", "year", None, "", "r.country = %s", ["KZ"]),
-    ("city=Almaty", "bench_rollup_city", "year", None, CITY, "c.name = %s", ["Almaty"]),
-    ("grievance=labor", "bench_rollup_grievance", "year", None, "", "r.key = %s", ["labor"]),
-    ("police_response=force", "bench_rollup_response", "year", None, "", "r.key = %s",
-     ["force"]),
-    ("by=country&interval=month", "bench_rollup_city", "month", "r.country", "", "TRUE", []),
-    ("by=city", "bench_rollup_city", "year", "c.name", CITY, "TRUE", []),
-    ("interval=month&by=city&year=2020", "bench_rollup_city", "month", "c.name", CITY,
-     "r.month BETWEEN '2020-01-01' AND '2020-12-01'", []),
-    ("by=grievance", "bench_rollup_grievance", "year", "r.key", "", "TRUE", []),
-    ("by=police_response&country=KZ", "bench_rollup_response", "year", "r.key", "",
-     "r.country = %s", ["KZ"]),
-]  # fmt: skip
+def _arrests_by_row(body: bytes) -> dict[tuple, int]:
+    """(period, group) -> arrests, from a trends answer or the dashboard's totals CSV."""
+    if body.lstrip().startswith(b"{"):
+        return {
+            (row["period"], row.get("group")): row["arrests"] for row in json.loads(body)["results"]
+        }
+    rows = list(csv.DictReader(io.StringIO(body.decode())))
+    return {(row["year"], None): int(row["arrests"]) for row in rows}
 
 
-def _rollup_build_sql(name: str, key: str, join: str) -> str:
-    return (
-        f"CREATE TABLE {name} AS SELECT date_trunc('month', e.date)::date AS month, "  # noqa: S608
-        f"e.country, {key} AS key, {MEASURES} FROM tracker_event e {join} "
-        "WHERE e.status = 'published' GROUP BY 1, 2, 3"
-    )
+def _shows_edit(before: bytes, after: bytes, keys: set[tuple], delta: int) -> bool:
+    """The rows `keys` gained `delta` arrests, and no other row changed."""
+    old, new = _arrests_by_row(before), _arrests_by_row(after)
+    if set(old) != set(new) or not keys <= set(old):
+        return False
+    return all(new[k] - old[k] == (delta if k in keys else 0) for k in old)
 
 
-def _rollup_query_sql(table: str, interval: str, group: str | None, join: str, where: str):
-    """The trends query over a rollup table; identifiers come from the fixed list above."""
-    period_format = "YYYY" if interval == "year" else "YYYY-MM"
-    grouped = f", {group}" if group else ""
-    return (
-        f"SELECT to_char(date_trunc('{interval}', r.month), '{period_format}'){grouped}, "  # noqa: S608
-        "sum(r.events), sum(r.arrests), sum(r.events_with_arrests), sum(r.events_with_force) "
-        f"FROM {table} r {join} WHERE {where} GROUP BY 1{grouped} ORDER BY 1{grouped}"
-    )
+_RUN_SH_DEFAULT = re.compile(r"^[A-Z_]+=\$\{[A-Z_]+:-[^}]*\}$", re.MULTILINE)
+_RUN_SH_GUNICORN = re.compile(r"^\.venv/bin/gunicorn\b(?:[^\n]*\\\n)*[^\n]*&[ \t]*$", re.MULTILINE)
+
+
+def gunicorn_command_of_run_sh(
+    base_dir: Path, *, host: str, port: int, workers: int | None = None
+) -> list[str]:
+    """The gunicorn command line that scripts/run.sh (`make run`) starts, as argv: the
+    script's own text, its variables (HOST, PORT, WEB_WORKERS and their defaults) expanded
+    by bash, so the benchmark serves with exactly the flags that ship, not a copy."""
+    script = (base_dir / "scripts" / "run.sh").read_text()
+    found = _RUN_SH_GUNICORN.search(script)
+    if found is None:
+        raise CommandError("scripts/run.sh: no `.venv/bin/gunicorn ... &` line found")
+    line = found.group(0).rstrip().removesuffix("&")
+    defaults = "\n".join(_RUN_SH_DEFAULT.findall(script))
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOST": host, "PORT": str(port)}
+    if workers is not None:
+        env["WEB_WORKERS"] = str(workers)
+    expanded = subprocess.run(  # noqa: S603 - bash expands our own script's arguments
+        ["/bin/bash", "-c", f'{defaults}\nset -- {line}\nprintf "%s\\0" "$@"'],
+        env=env,
+        capture_output=True,
+        check=True,
+    ).stdout
+    argv = expanded.decode().split("\0")[:-1]
+    argv[0] = str(base_dir / argv[0])
+    return argv
 
 
 def _cursor(position: str) -> str:
@@ -238,7 +251,8 @@ def _free_port() -> int:
 class Command(BaseCommand):
     help = (
         "Fill a benchmark database (--events N), then time list pages against raw SQL, "
-        "trends cold and warm, and a gunicorn under concurrent clients."
+        "trends and the dashboard against the raw GROUP BY, an edit's effect, and the "
+        "gunicorn of scripts/run.sh under concurrent clients."
     )
 
     def add_arguments(self, parser):
@@ -256,16 +270,33 @@ class Command(BaseCommand):
         parser.add_argument("--page-sizes", "--page-size", dest="page_sizes", default="100,1000")
         parser.add_argument("--clients", type=int, default=32, help="concurrent HTTP clients")
         parser.add_argument("--seconds", type=int, default=30, help="length of the load run")
-        parser.add_argument("--workers", type=int, default=3, help="gunicorn workers")
+        parser.add_argument(
+            "--workers",
+            type=int,
+            default=None,
+            help="gunicorn workers (default: as scripts/run.sh, its WEB_WORKERS default)",
+        )
         parser.add_argument("--cache-prefix", default="tracker-bench")
         parser.add_argument("--skip-list", action="store_true")
         parser.add_argument("--skip-trends", action="store_true")
+        parser.add_argument(
+            "--trends-only",
+            default="",
+            metavar="TEXT",
+            help="time only the trends cases whose query contains TEXT",
+        )
+        parser.add_argument("--skip-dashboard", action="store_true")
+        parser.add_argument("--skip-edit", action="store_true")
         parser.add_argument("--skip-load", action="store_true")
         parser.add_argument(
-            "--prototype-rollup",
+            "--skip-exports",
             action="store_true",
-            help="(re)build monthly rollup tables in the --database-url database (not part "
-            "of the app's schema) and time the trends queries answered from them",
+            help="in the load section, leave out the two big CSV downloads (minutes)",
+        )
+        parser.add_argument(
+            "--markdown",
+            metavar="PATH",
+            help="also write the tables measured as Markdown (for the README) to PATH",
         )
 
     def handle(self, *args, **options):
@@ -296,17 +327,26 @@ class Command(BaseCommand):
             f"database {connection.settings_dict['NAME']}: {published} published events; "
             f"x{options['repeat']} per case"
         )
+        self.markdown: list[str] = []
         if not options["skip_list"]:
             sizes = [int(size) for size in options["page_sizes"].split(",")]
             self._list_pages(sizes, options["repeat"])
         if not options["skip_trends"]:
-            self._trends(options["repeat"])
-        if options["prototype_rollup"]:
-            if not self.database_url:
-                raise CommandError("--prototype-rollup writes tables: name --database-url.")
-            self._rollup(options["repeat"])
+            self._trends(options["repeat"], options["trends_only"])
+        if not options["skip_dashboard"]:
+            self._dashboard(options["repeat"])
+        if not options["skip_edit"]:
+            self._edit(options["repeat"])
         if not options["skip_load"]:
-            self._load(options["clients"], options["seconds"], options["workers"])
+            self._load(
+                options["clients"],
+                options["seconds"],
+                options["workers"],
+                exports=not options["skip_exports"],
+            )
+        if options["markdown"]:
+            Path(options["markdown"]).write_text("\n".join(self.markdown) + "\n")
+            self.stdout.write(f"\nMarkdown tables written to {options['markdown']}")
 
     # -- database -----------------------------------------------------------------------
 
@@ -380,71 +420,184 @@ class Command(BaseCommand):
 
     # -- trends -------------------------------------------------------------------------
 
-    def _trends(self, repeat: int) -> None:
+    def _get(self, url: str, *, expect: int | None = 200) -> Callable[[], bytes]:
+        def call():
+            response = self.client.get(url)
+            if expect is not None and response.status_code != expect:
+                raise CommandError(f"{url}: {response.status_code} {response.content[:300]!r}")
+            return response.content
+
+        return call
+
+    def _trends_source(self, case: TrendCase) -> str:
+        """Which way event_counts answers this case: the rollup tables or the events."""
+        filterset = published_events(
+            QueryDict(case.query), extra_params=TrendsView.query_params_of_view
+        )
+        if not filterset.is_valid():
+            raise CommandError(f"{case.url}: {filter_errors_text(filterset)}")
+        rows = rollup_counts(
+            filters=filterset.form.cleaned_data,
+            interval=case.params.get("interval", "year"),
+            by=case.params.get("by"),
+        )
+        return "events" if rows is None else "rollup"
+
+    def _trends(self, repeat: int, pattern: str) -> None:
+        cases = trend_cases(pattern)
         self.stdout.write(
-            "\ntrends endpoint (in-process): cold = cached answers made unreachable before "
-            "each call; warm = from Redis"
+            "\ntrends: /api/v1/stats/trends/ in-process (nothing is cached: every answer is "
+            "cold) beside the hand-written GROUP BY over tracker_event, timed in turns"
         )
         self.stdout.write(
-            f"{'query':56} {'cold p50':>9} {'p95':>8} {'warm p50':>9} {'p95':>7}  budget p50 <= 50"
+            f"{'case':76} {'from':6} {'p50':>7} {'p95':>7} {'raw p50':>8} {'ratio':>6} "
+            f"{'budget':>9}  result"
         )
-        cold_p50 = []
-        for query in TREND_CASES:
-            url = "/api/v1/stats/trends/" + (f"?{query}" if query else "")
+        self.markdown += [
+            f"Trends, {len(cases)} cases, p50/p95 of {repeat} calls each, beside the raw "
+            "GROUP BY of the same rows (`from`: what answered, rollup tables or events):",
+            "",
+            "| case | from | p50 ms | p95 ms | raw p50 ms | ratio | budget | pass |",
+            "|---|---|---:|---:|---:|---:|---|---|",
+        ]
+        failed = 0
+        for case in cases:
+            source = self._trends_source(case)
+            last: dict[str, object] = {}
 
-            def call(url=url):
-                response = self.client.get(url)
-                if response.status_code != 200:
-                    raise CommandError(f"{url}: {response.status_code} {response.content[:300]!r}")
-                return response.content
+            def api(case=case, last=last):
+                last["api"] = self._get(case.url)()
 
-            def cold(call=call):
-                events_changed()
-                return call()
+            raw_query = raw_call(case)
 
-            cold_times = _timed(cold, repeat)
-            warm_times = _timed(call, repeat)
-            cold_p50.append(_ms(cold_times))
-            flag = "" if _ms(cold_times) <= 50 else "  OVER"
+            def raw(call=raw_query, last=last):
+                last["raw"] = call()
+
+            api_times, raw_times = _timed_pair(api, raw, repeat)
+            p50, raw_p50 = _ms(api_times), _ms(raw_times)
+            ratio = p50 / raw_p50
+            if case.rollup_class:
+                budget, passed = f"<= {ROLLUP_BUDGET_MS:.0f} ms", p50 <= ROLLUP_BUDGET_MS
+            else:
+                budget, passed = f"<= {OTHER_BUDGET_RATIO}x raw", ratio <= OTHER_BUDGET_RATIO
+            same = same_numbers(last["api"], last["raw"])
+            result = ("PASS" if passed else "FAIL") + ("" if same else " NUMBERS DIFFER")
+            failed += not (passed and same)
             self.stdout.write(
-                f"{query or '(none)':56} {_ms(cold_times):7.1f}ms {_ms(cold_times, 0.95):6.1f}ms "
-                f"{_ms(warm_times):7.1f}ms {_ms(warm_times, 0.95):5.1f}ms{flag}"
+                f"{case.label:76} {source:6} {p50:7.1f} {_ms(api_times, 0.95):7.1f} "
+                f"{raw_p50:8.1f} {ratio:6.2f} {budget:>9}  {result}"
             )
-        self.stdout.write(f"trends cold p50: worst {max(cold_p50):.1f} ms")
+            self.markdown.append(
+                f"| `{case.label}` | {source} | {p50:.1f} | {_ms(api_times, 0.95):.1f} | "
+                f"{raw_p50:.1f} | {ratio:.2f} | {budget.replace('<=', '≤')} | {result} |"
+            )
+        self.stdout.write(f"trends: {len(cases) - failed} of {len(cases)} within budget")
+        self.markdown += ["", f"{len(cases) - failed} of {len(cases)} within budget.", ""]
 
-    # -- a rollup, prototyped --------------------------------------------------------
+    # -- dashboard ----------------------------------------------------------------------
 
-    def _rollup(self, repeat: int) -> None:
-        """Counts per month x country x city, and per month x country x grievance (and x
-        police response): the smallest tables that answer the trends of most filters
-        exactly. The app has no such tables yet; this measures what they would give."""
-        with connection.cursor() as cursor:
-            started = time.perf_counter()
-            for name, key, join in ROLLUPS:
-                cursor.execute(f"DROP TABLE IF EXISTS {name}")
-                cursor.execute(_rollup_build_sql(name, key, join))
-                cursor.execute(f"ANALYZE {name}")
-            built = time.perf_counter() - started
-            sizes = []
-            for name, _, _ in ROLLUPS:
-                cursor.execute(f"SELECT count(*) FROM {name}")  # noqa: S608 - fixed names
-                sizes.append(f"{name} {cursor.fetchone()[0]} rows")
+    def _dashboard(self, repeat: int) -> None:
         self.stdout.write(
-            f"\nrollup prototype: built in {built:.1f} s ({', '.join(sizes)}); trends from it"
+            f"\ndashboard page, server time in-process (nothing cached), "
+            f"budget p50 <= {DASHBOARD_BUDGET_MS:.0f} ms"
         )
-        worst = 0.0
-        for label, table, interval, group, join, where, params in ROLLUP_QUERIES:
-            sql = _rollup_query_sql(table, interval, group, join, where)
+        self.markdown += [
+            f"Dashboard page, server time in-process, {repeat} calls each:",
+            "",
+            "| page | status | p50 ms | p95 ms | budget | pass |",
+            "|---|---|---:|---:|---|---|",
+        ]
+        for query in DASHBOARD_CASES:
+            url = "/dashboard/" + (f"?{query}" if query else "")
+            status = self.client.get(url).status_code
+            if status != 200:
+                self.stdout.write(f"  {url:70} {status}: not measured")
+                self.markdown.append(f"| `{url}` | {status} | | | ≤ 150 ms | not measured |")
+                continue
+            times = _timed(self._get(url), repeat)
+            result = "PASS" if _ms(times) <= DASHBOARD_BUDGET_MS else "FAIL"
+            self.stdout.write(
+                f"  {url:70} p50 {_ms(times):7.1f} ms p95 {_ms(times, 0.95):7.1f} ms  {result}"
+            )
+            self.markdown.append(
+                f"| `{url}` | 200 | {_ms(times):.1f} | {_ms(times, 0.95):.1f} | ≤ 150 ms | "
+                f"{result} |"
+            )
+        self.markdown.append("")
 
-            def call(sql=sql, params=params):
-                with connection.cursor() as cursor:
-                    cursor.execute(sql, params)
-                    return cursor.fetchall()
+    # -- one edit -----------------------------------------------------------------------
 
-            times = _timed(call, repeat)
-            worst = max(worst, _ms(times))
-            self.stdout.write(f"{label:56} p50 {_ms(times):6.1f} ms p95 {_ms(times, 0.95):6.1f} ms")
-        self.stdout.write(f"rollup trends p50: worst {worst:.1f} ms")
+    def _edit(self, repeat: int) -> None:
+        """Time answers before and after an edit of one event and check that they show it;
+        then edit it back. Nothing is cached, so an edit cannot turn anything cold."""
+        from tracker.services.events import event_update
+
+        event = (
+            Event.objects.published()
+            .filter(country="KZ", date__year=2020)
+            .exclude(city=None)
+            .order_by("id")
+            .first()
+        )
+        if event is None:
+            self.stdout.write("\none edit: no published 2020 event in KZ, skipped")
+            return
+        old = event.arrests
+        new = (old or 0) + 7
+        month, year = event.date.strftime("%Y-%m"), str(event.date.year)
+        city = event.city.name
+        checks = [
+            # (url, the rows an edit of arrests must change: (period, group))
+            ("/api/v1/stats/trends/?country=KZ&year=2020&interval=month", {(month, None)}),
+            (
+                "/api/v1/stats/trends/?country=KZ&by=grievance",
+                {(year, g) for g in event.grievances},
+            ),
+            (f"/api/v1/stats/trends/?city={event.city_id}&by=city", {(year, city)}),
+            ("/dashboard/totals.csv?country=KZ", {(year, None)}),
+        ]
+        timed = [url for url, _ in checks] + ["/dashboard/?country=KZ"]
+
+        def measure() -> tuple[dict[str, float], dict[str, bytes]]:
+            times = {url: _ms(_timed(self._get(url), repeat)) for url in timed}
+            return times, {url: self._get(url)() for url, _ in checks}
+
+        self.stdout.write(
+            f"\none edit: event {event.pk} ({event.date}, {city}, arrests {old} -> {new}) "
+            "through tracker.services.events.event_update, then back"
+        )
+        before, before_bodies = measure()
+        edit_started = time.perf_counter()
+        event_update(event=event, actor=None, fields={"arrests": new}, reason="benchmark: one edit")
+        edit_ms = 1000 * (time.perf_counter() - edit_started)
+        try:
+            after, after_bodies = measure()
+        finally:
+            event_update(event=event, actor=None, fields={"arrests": old}, reason="benchmark: undo")
+        restored = {url: self._get(url)() for url, _ in checks}
+        self.stdout.write(f"  the edit itself (rollup triggers included): {edit_ms:.0f} ms")
+        self.markdown += [
+            f"One edit (event_update of one event's arrests, {edit_ms:.0f} ms with the rollup "
+            "triggers), p50 before and right after, and whether the answer shows it:",
+            "",
+            "| request | before ms | after ms | shows the edit |",
+            "|---|---:|---:|---|",
+        ]
+        for url in timed:
+            shown = ""
+            for check_url, keys in checks:
+                if check_url == url:
+                    ok = _shows_edit(before_bodies[url], after_bodies[url], keys, new - (old or 0))
+                    ok = ok and restored[url] == before_bodies[url]
+                    shown = "yes" if ok else "NO"
+            self.stdout.write(
+                f"  {url:66} before {before[url]:7.1f} ms after {after[url]:7.1f} ms"
+                + (f"  shows the edit (and its undo): {shown}" if shown else "")
+            )
+            self.markdown.append(
+                f"| `{url}` | {before[url]:.1f} | {after[url]:.1f} | {shown or '—'} |"
+            )
+        self.markdown.append("")
 
     # -- concurrent clients against gunicorn -------------------------------------------
 
@@ -482,8 +635,14 @@ class Command(BaseCommand):
                 urls.append(f"/api/v1/events/{rng.randrange(1, max_id + 1)}/")
             elif kind < 0.78:
                 urls.append(f"/api/v1/events/?format=csv&city=Naryn&year={year}")
-            elif kind < 0.86:
+            elif kind < 0.83:
                 urls.append(rng.choice(("/api/v1/taxonomy/", "/api/v1/cities/?q=al")))
+            elif kind < 0.86:
+                query = rng.choice(
+                    ("", f"year={year}", f"country={country}&interval=month",
+                     f"grievance={grievance}")
+                )  # fmt: skip
+                urls.append(f"/dashboard/?{query}")
             elif kind < 0.93:
                 # Bad input: must be a 4xx, never a 5xx.
                 urls.append(
@@ -502,7 +661,7 @@ class Command(BaseCommand):
                 urls.append("/healthz")
         return urls
 
-    def _load(self, clients: int, seconds: int, workers: int) -> None:
+    def _load(self, clients: int, seconds: int, workers: int | None, *, exports: bool) -> None:
         port = _free_port()
         base = f"http://127.0.0.1:{port}"
         env = {
@@ -514,31 +673,35 @@ class Command(BaseCommand):
         }
         if self.database_url:
             env["DATABASE_URL"] = self.database_url
-        gunicorn = Path(sys.executable).with_name("gunicorn")
-        command = [str(gunicorn), "config.wsgi:application", "-b", f"127.0.0.1:{port}",
-                   "--workers", str(workers), "--timeout", "30"]  # fmt: skip
+        # What ships: the gunicorn command line of scripts/run.sh (`make run`), expanded by
+        # bash itself, with gunicorn.conf.py read from the repository root as there.
+        command = gunicorn_command_of_run_sh(
+            Path(settings.BASE_DIR), host="127.0.0.1", port=port, workers=workers
+        )
         urls = self._load_urls()
-        events_changed()  # the run starts with nothing cached
         self.stdout.write(
-            f"\n{clients} concurrent clients for {seconds} s against gunicorn "
-            f"({workers} workers, port {port}), {len(urls)} mixed URLs"
+            f"\n{clients} concurrent clients for {seconds} s against the gunicorn of "
+            f"scripts/run.sh, {len(urls)} mixed URLs:\n  {shlex.join(command)}"
         )
         with tempfile.TemporaryFile() as log:
-            process = subprocess.Popen(  # noqa: S603 - our own gunicorn, fixed arguments
+            process = subprocess.Popen(  # noqa: S603 - our own gunicorn, our own script's flags
                 command, cwd=settings.BASE_DIR, env=env, stdout=log, stderr=subprocess.STDOUT
             )
             try:
                 self._wait_for(base, process, log)
                 results = self._hammer(base, urls, clients, seconds)
-                exports = [self._download(base, *case) for case in BIG_CSV_QUERIES]
+                downloads = (
+                    [self._download(base, *case) for case in BIG_CSV_QUERIES] if exports else []
+                )
             finally:
                 process.terminate()
-                process.wait(timeout=30)
+                process.wait(timeout=60)
             log.seek(0)
             server_log = log.read().decode(errors="replace")
-        self._report_load(results, seconds, server_log)
-        self.stdout.write("\nbig CSV downloads, one at a time (a worker's timeout is 30 s):")
-        for query, lines, expected, elapsed, error in exports:
+        self._report_load(results, seconds, server_log, command)
+        if downloads:
+            self.stdout.write("\nbig CSV downloads, one at a time, through that gunicorn:")
+        for query, lines, expected, elapsed, error in downloads:
             if error or lines != expected:
                 outcome = f"CUT after {lines} of {expected} lines {error}".rstrip()
             else:
@@ -612,7 +775,10 @@ class Command(BaseCommand):
             thread.join()
         return results
 
-    def _report_load(self, results: list[tuple], seconds: int, server_log: str) -> None:
+    def _report_load(
+        self, results: list[tuple], seconds: int, server_log: str, command: list[str]
+    ) -> None:
+        # The server's access log lines are not failures; only the answers count.
         statuses = Counter(status for _, status, _ in results)
         failures = [r for r in results if not isinstance(r[1], int) or r[1] >= 500]
         times = [elapsed for _, _, elapsed in results]
@@ -633,11 +799,29 @@ class Command(BaseCommand):
             elif "format=geojson" in path:
                 kind += " (geojson)"
             by_kind.setdefault(kind, []).append(elapsed)
+        self.markdown += [
+            f"Load: {len(results)} requests in {seconds} s from "
+            f"{len({p for p, _, _ in results})} mixed URLs, `{shlex.join(command[1:])}` "
+            "(the command line of scripts/run.sh):",
+            "",
+            "| requests | requests/s | p50 ms | p99 ms | 5xx or dropped |",
+            "|---:|---:|---:|---:|---:|",
+            f"| {len(results)} | {len(results) / seconds:.1f} | {_ms(times):.0f} | "
+            f"{_ms(times, 0.99):.0f} | {len(failures)} |",
+            "",
+            "| kind | n | p50 ms | p99 ms |",
+            "|---|---:|---:|---:|",
+        ]
         for kind, kind_times in sorted(by_kind.items()):
             self.stdout.write(
                 f"  {kind:40} n={len(kind_times):5} p50 {_ms(kind_times):6.0f} ms "
-                f"p95 {_ms(kind_times, 0.95):6.0f} ms"
+                f"p95 {_ms(kind_times, 0.95):6.0f} ms p99 {_ms(kind_times, 0.99):6.0f} ms"
             )
+            self.markdown.append(
+                f"| `{kind}` | {len(kind_times)} | {_ms(kind_times):.0f} | "
+                f"{_ms(kind_times, 0.99):.0f} |"
+            )
+        self.markdown.append("")
         self.stdout.write(f"5xx or dropped: {len(failures)} (budget 0)")
         for path, status, _ in failures[:10]:
             self.stdout.write(f"  {status} {path}")
