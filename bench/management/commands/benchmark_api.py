@@ -157,7 +157,6 @@ DASHBOARD_CASES = [
     "interval=month&year=2020&city=Almaty",
     "compare=city&city=Almaty,Astana,Bishkek",
     "compare=city&city=Almaty,Astana,Bishkek&interval=month",
-    "q=pensions",
 ]
 
 
