@@ -1,87 +1,82 @@
-"""Trends equal a plain SQL GROUP BY over the same filter, and the Redis cache follows
-every change of the events."""
+"""/api/v1/stats/trends/: numbers equal a plain SQL GROUP BY over the same filter (every
+metric, every interval, every by=), periods without events are listed as zeros, and every
+write shows in the very next answer (no cache to go stale)."""
+
+import datetime as dt
 
 import pytest
-from django.core.cache import cache
 from django.db import connection
 
-from tracker.models import Event
+from tests.analysis.reference import METRICS, sql_trends
+from tracker.models import City, Event
+from tracker.services.events import ReviewDecision, event_create, event_review, event_update
 
 pytestmark = pytest.mark.django_db
 
-FORCE = "ARRAY['force','lethal']::varchar[]"
 Y2019 = "e.date BETWEEN '2019-01-01' AND '2019-12-31'"
 Y2020 = "e.date BETWEEN '2020-01-01' AND '2020-12-31'"
-UNNEST_G = "CROSS JOIN unnest(e.grievances) g"
-UNNEST_P = "CROSS JOIN unnest(e.police_responses) p"
-CITY = "LEFT JOIN tracker_city c ON c.id = e.city_id"
 
 
-def sql_rows(period: str, group: str | None, join: str, where: str) -> list[dict]:
-    """The expected numbers, written directly in SQL."""
-    group_select = f", {group}" if group else ""
-    sql = f"""
-        SELECT to_char(e.date, '{period}'){group_select},
-               count(*), coalesce(sum(e.arrests), 0),
-               count(*) FILTER (WHERE e.arrests > 0),
-               count(*) FILTER (WHERE e.police_responses && {FORCE})
-        FROM tracker_event e {join}
-        WHERE e.status = 'published' AND ({where})
-        GROUP BY 1{", 2" if group else ""}
-        ORDER BY 1{", 2" if group else ""}
-    """
-    with connection.cursor() as cursor:
-        cursor.execute(sql)
-        rows = cursor.fetchall()
-    keys = ["period", *(["group"] if group else []), "events", "arrests",
-            "events_with_arrests", "events_with_force"]  # fmt: skip
-    return [dict(zip(keys, row, strict=True)) for row in rows]
+def api_body(api, query: str) -> dict:
+    response = api.get(f"/api/v1/stats/trends/?{query}")
+    assert response.status_code == 200, response.content
+    return response.json()
 
 
 def api_rows(api, query: str) -> list[dict]:
-    response = api.get(f"/api/v1/stats/trends/?{query}")
-    assert response.status_code == 200, response.content
-    return response.json()["results"]
-
-
-def _sorted(rows):
-    return sorted(rows, key=lambda r: (r["period"], r.get("group") or ""))
+    return api_body(api, query)["results"]
 
 
 @pytest.mark.parametrize(
-    ("query", "period", "group", "join", "where"),
+    ("query", "interval", "by", "where", "after", "before"),
     [
-        ("", "YYYY", None, "", "TRUE"),
-        ("interval=month&year=2020", "YYYY-MM", None, "", Y2020),
-        ("by=grievance", "YYYY", "g", UNNEST_G, "TRUE"),
-        ("by=police_response&country=KZ", "YYYY", "p", UNNEST_P, "e.country = 'KZ'"),
-        ("by=city&year=2019", "YYYY", "c.name", CITY, Y2019),
-        ("by=country", "YYYY", "e.country", "", "TRUE"),
-        ("interval=month&by=grievance&grievance=welfare,human_rights&arrests_min=1", "YYYY-MM", "g",
-         "CROSS JOIN unnest(e.grievances) g",
-         "e.grievances && ARRAY['welfare','human_rights']::varchar[] AND e.arrests >= 1"),
-        ("in_bbox=76.7,43.1,77.1,43.4&police_response=kettled,detained", "YYYY", None, "",
+        ("", "year", None, "TRUE", None, None),
+        ("interval=month&year=2020", "month", None, Y2020, "2020-01-01", "2020-12-31"),
+        ("interval=quarter", "quarter", None, "TRUE", None, None),
+        ("interval=quarter&by=police_response&year=2019", "quarter", "police_response", Y2019,
+         None, None),
+        ("interval=week&date_after=2019-05-20&date_before=2019-08-04", "week", None,
+         "e.date BETWEEN '2019-05-20' AND '2019-08-04'", "2019-05-20", "2019-08-04"),
+        ("interval=week&year=2020&by=grievance", "week", "grievance", Y2020, None, None),
+        ("by=grievance", "year", "grievance", "TRUE", None, None),
+        ("by=police_response&country=KZ", "year", "police_response", "e.country = 'KZ'",
+         None, None),
+        ("by=city&year=2019", "year", "city", Y2019, None, None),
+        ("by=admin1", "year", "admin1", "TRUE", None, None),
+        ("by=admin1&interval=month&admin1=mangystau%20region", "month", "admin1",
+         "upper(e.admin1) = 'MANGYSTAU REGION'", None, None),
+        ("by=country", "year", "country", "TRUE", None, None),
+        ("interval=month&by=grievance&grievance=welfare,human_rights&arrests_min=1", "month",
+         "grievance", "e.grievances && ARRAY['welfare','human_rights']::varchar[] "
+         "AND e.arrests >= 1", None, None),
+        ("in_bbox=76.7,43.1,77.1,43.4&police_response=kettled,detained", "year", None,
          "ST_Intersects(e.location, ST_MakeEnvelope(76.7, 43.1, 77.1, 43.4, 4326)) "
-         "AND e.police_responses && ARRAY['kettled','detained']::varchar[]"),
+         "AND e.police_responses && ARRAY['kettled','detained']::varchar[]", None, None),
     ],
 )  # fmt: skip
-def test_trends_equal_plain_sql(api, query, period, group, join, where):
-    expected = sql_rows(period, group, join, where)
-    assert expected
-    assert _sorted(api_rows(api, query)) == _sorted(expected)
+def test_trends_equal_plain_sql(api, query, interval, by, where, after, before):
+    expected = sql_trends(
+        where,
+        interval=interval,
+        by=by,
+        after=after and dt.date.fromisoformat(after),
+        before=before and dt.date.fromisoformat(before),
+    )
+    assert any(row["events"] for row in expected)
+    assert api_rows(api, query) == expected
 
 
 def test_response_shape(api):
-    body = api.get("/api/v1/stats/trends/").json()
+    body = api_body(api, "")
     assert body["interval"] == "year" and body["by"] is None
-    row = body["results"][0]
-    assert set(row) == {"period", "events", "arrests", "events_with_arrests", "events_with_force"}
-    body = api.get("/api/v1/stats/trends/?by=city&interval=month").json()
+    assert set(body["results"][0]) == {"period", *METRICS}
+    body = api_body(api, "by=city&interval=month")
     assert body["interval"] == "month" and body["by"] == "city"
-    assert set(body["results"][0]) == {
-        "period", "group", "events", "arrests", "events_with_arrests", "events_with_force",
-    }  # fmt: skip
+    assert set(body["results"][0]) == {"period", "group", *METRICS}
     assert len(body["results"][0]["period"]) == 7
+    assert api_rows(api, "interval=quarter")[0]["period"] == "2015-Q1"
+    week = api_rows(api, "interval=week&date_after=2019-12-30&date_before=2020-01-12")
+    assert [row["period"] for row in week] == ["2020-W01", "2020-W02"]
 
 
 def test_seed_figures_per_year(api):
@@ -95,29 +90,86 @@ def test_events_without_city_group_as_null(api):
     assert None in {r["group"] for r in rows}
 
 
-def test_cached_in_redis_and_invalidated_on_change(api, django_capture_on_commit_callbacks):
-    from tracker.services.events import event_update
+def test_periods_without_events_are_zeros(api):
+    # Oyan, Qazaqstan! began in June 2019: the years before are listed, as zeros.
+    rows = api_rows(api, "organizer=Oyan")
+    periods = [row["period"] for row in rows]
+    first, last = periods[0], periods[-1]
+    assert first == "2015" and periods == [str(y) for y in range(int(first), int(last) + 1)]
+    assert all(row["events"] == 0 for row in rows if row["period"] < "2019")
+    assert all(set(row.values()) == {row["period"], 0} for row in rows if row["period"] < "2019")
+    # Months without welfare protests in Aktau in 2020 are there, as zeros.
+    months = api_rows(api, "interval=month&year=2020&city=Aktau&grievance=welfare")
+    assert [row["period"] for row in months] == [f"2020-{m:02d}" for m in range(1, 13)]
+    assert any(row["events"] == 0 for row in months) and any(row["events"] for row in months)
+    # Nothing matches: every period of the range, all zeros.
+    none = api_rows(api, "year=2019&interval=quarter&q=nothing-matches-this")
+    assert [row["period"] for row in none] == ["2019-Q1", "2019-Q2", "2019-Q3", "2019-Q4"]
+    assert all(row["events"] == 0 for row in none)
 
-    query = "year=2019&country=KZ"
-    first = api_rows(api, query)
-    keys = cache.keys("trends:*")
-    assert len(keys) == 1  # the answer is in Redis
-    # A second identical (differently written) query is served from the same entry.
-    assert api_rows(api, "country=kz&year=2019") == first
-    assert len(cache.keys("trends:*")) == 1
 
+def test_week_needs_a_short_range(api):
+    response = api.get("/api/v1/stats/trends/?interval=week")
+    assert response.status_code == 400
+    assert "interval" in response.json()["errors"]
+    response = api.get("/api/v1/stats/trends/?interval=week&date_after=2019-01-01")
+    assert response.status_code == 400
+
+
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [("interval=decade", "interval"), ("by=organizer", "by"), ("bogus=1", "non_field_errors")],
+)
+def test_bad_parameters_are_400(api, query, field):
+    response = api.get(f"/api/v1/stats/trends/?{query}")
+    assert response.status_code == 400
+    assert field in response.json()["errors"]
+
+
+def _year_2019_kz(api) -> dict:
+    return api_rows(api, "year=2019&country=KZ")[0]
+
+
+def test_an_edit_shows_in_the_very_next_answer(api, make_user):
+    moderator = make_user("trends-mod", "Moderator")
+    first = _year_2019_kz(api)
     event = Event.objects.published().filter(date__year=2019, country="KZ").first()
-    with django_capture_on_commit_callbacks(execute=True):
-        event_update(event=event, actor=None, fields={"arrests": (event.arrests or 0) + 1000})
-    second = api_rows(api, query)
-    assert second[0]["arrests"] == first[0]["arrests"] + 1000
+    event_update(event=event, actor=moderator, fields={"arrests": (event.arrests or 0) + 1000})
+    second = _year_2019_kz(api)
+    assert second["arrests"] == first["arrests"] + 1000
+    # Moved out of 2019: gone from 2019 at once, in 2020 at once.
+    before_2020 = api_rows(api, "year=2020&country=KZ")[0]["events"]
+    event_update(event=event, actor=moderator, fields={"date": dt.date(2020, 4, 1)})
+    assert _year_2019_kz(api)["events"] == first["events"] - 1
+    assert api_rows(api, "year=2020&country=KZ")[0]["events"] == before_2020 + 1
 
 
-def test_bulk_writers_invalidate_with_events_changed(api):
-    from tracker.cache import events_changed
-
-    first = api_rows(api, "year=2018")
-    Event.objects.filter(date__year=2018, status="published").update(arrests=1)
-    assert api_rows(api, "year=2018") == first  # cached: bulk update sent no signal
-    events_changed()
-    assert api_rows(api, "year=2018")[0]["arrests"] == first[0]["events"]
+def test_status_changes_show_in_the_very_next_answer(api, make_user):
+    moderator = make_user("trends-mod", "Moderator")
+    first = _year_2019_kz(api)
+    pending = event_create(
+        fields={"title": "Pending", "date": dt.date(2019, 9, 1),
+                "city": City.objects.get(country="KZ", name="Almaty"),
+                "grievances": ["welfare"], "arrests": 4},
+        sources=[{"url": "https://example.org/pending"}],
+    )  # fmt: skip
+    assert _year_2019_kz(api) == first  # not published: not counted
+    event_review(event=pending, moderator=moderator, decision=ReviewDecision.PUBLISH)
+    published = _year_2019_kz(api)
+    assert published["events"] == first["events"] + 1
+    assert published["arrests"] == first["arrests"] + 4
+    # Withdrawn (archived) and bulk status updates: gone in the next answer.
+    pending.refresh_from_db()
+    pending.status = Event.Status.ARCHIVED
+    pending.save()
+    assert _year_2019_kz(api) == first
+    Event.objects.filter(status="published", date__year=2019, country="KZ", city__name="Almaty") \
+        .update(status=Event.Status.PENDING)  # fmt: skip
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM tracker_event WHERE status = 'published' AND country = 'KZ' "
+            "AND date BETWEEN '2019-01-01' AND '2019-12-31'"
+        )
+        (left,) = cursor.fetchone()
+    assert left < first["events"]
+    assert _year_2019_kz(api)["events"] == left
