@@ -584,7 +584,7 @@ def dashboard_charts(
                     )
                     for key in known
                 ],
-                _("Events per 100,000 people"),
+                _("Per 100,000 people"),
                 notes=rate_notes,
             )
     return charts
