@@ -57,6 +57,31 @@ KNOWN_FILTERS = {
     "police_response",
 }
 FORCE = ("force", "lethal")  # tracker.taxonomy.FORCE_RESPONSES, as in migration 0008
+# Bit i of the set tables' masks is the i-th slug (migration 0008's mask functions; a test
+# holds these equal to them and to tracker.taxonomy).
+GRIEVANCE_BITS = (
+    "political",
+    "human_rights",
+    "welfare",
+    "labor",
+    "land",
+    "property",
+    "justice",
+    "china",
+    "covid",
+    "environment",
+    "other",
+)
+POLICE_RESPONSE_BITS = (
+    "none",
+    "monitored",
+    "blocked",
+    "dispersed",
+    "kettled",
+    "detained",
+    "force",
+    "lethal",
+)
 
 # The same measures over tracker_event rows `e` (for the partial months).
 _RAW_MEASURES = """
@@ -301,26 +326,76 @@ def _plan(by, countries, regions, cities, grievances, responses):
             [slug_vocabulary, slug],
             place_group.get(by),
         )
-    # Combinations: the combo cells, which know the country but not the region or city.
-    if regions or cities or by in ("city", "admin1"):
+
+    # Sets of slugs: the set tables, which know the country and (the region variants) the
+    # region, not the city. The smallest table that knows every column the query needs.
+    gmask, rmask = _mask(grievances, GRIEVANCE_BITS), _mask(responses, POLICE_RESPONSE_BITS)
+    if gmask is None or rmask is None:  # a slug the masks do not know
         return None
+    if cities or by == "city":
+        return None
+    needs_g = bool(grievances) or by == "grievance"
+    needs_r = bool(responses) or by == "police_response"
+    regional = bool(regions) or by == "admin1"
+    if needs_g and needs_r:
+        if regional:
+            return None
+        table = "tracker_rollup_grset"
+    elif needs_g:
+        table = "tracker_rollup_gset_region" if regional else "tracker_rollup_gset"
+    else:
+        table = "tracker_rollup_rset_region" if regional else "tracker_rollup_rset"
     conditions, params = [], []
     if grievances:
-        conditions.append("r.grievances && %s::varchar[]")
-        params.append(grievances)
+        conditions.append("r.gmask & %s <> 0")
+        params.append(gmask)
     if responses:
-        conditions.append("r.police_responses && %s::varchar[]")
-        params.append(responses)
-    if by_term:
-        column = "grievances" if by == "grievance" else "police_responses"
-        return build(
-            "tracker_rollup_combo",
-            " AND ".join(conditions),
-            params,
-            "g.slug",
-            join=f"CROSS JOIN LATERAL unnest(r.{column}) AS g(slug)",
+        conditions.append("r.rmask & %s <> 0")
+        params.append(rmask)
+    where = " AND ".join(conditions)
+    if not by_term:
+        return build(table, where, params, place_group.get(by))
+
+    # By slug: an event counts once under each slug of its set. Exact only if no set
+    # repeats a slug or holds one the masks do not know (their cells have bit 31 set).
+    odd = "r.gmask < 0 OR r.rmask < 0" if table == "tracker_rollup_grset" else None
+    odd = odd or ("r.gmask < 0" if needs_g else "r.rmask < 0")
+    if _fetch(f"SELECT EXISTS (SELECT 1 FROM {table} r WHERE {odd})", [])[0][0]:  # noqa: S608
+        return None
+    column, bits = (
+        ("gmask", GRIEVANCE_BITS) if by == "grievance" else ("rmask", POLICE_RESPONSE_BITS)
+    )
+
+    def by_slug(interval, first, last):
+        query = _Query()
+        if where:
+            query.add(where, *params)
+        _place_conditions(query, "r", countries, regions, cities)
+        months(query, first, last)
+        # Summed per month and set first (a few hundred sets), then each set's sums go to
+        # every slug whose bit it has.
+        text = (
+            f"SELECT date_trunc(%s, m.month::timestamp)::date AS period, b.slug, "  # noqa: S608
+            f"{_sums(alias='m')} FROM ("
+            f"SELECT r.month, r.{column} AS mask, {_sums()} FROM {table} r "
+            f"WHERE {query.sql()} GROUP BY 1, 2) m "
+            f"JOIN unnest(%s::integer[], %s::varchar[]) AS b(bit, slug) ON m.mask & b.bit <> 0 "
+            f'GROUP BY 1, 2 ORDER BY 1, b.slug COLLATE "C"'
         )
-    return build("tracker_rollup_combo", " AND ".join(conditions), params, place_group.get(by))
+        bit_values = [1 << number for number in range(len(bits))]
+        return text, [interval, *query.params, bit_values, list(bits)]
+
+    return by_slug
+
+
+def _mask(slugs: list[str], bits: tuple[str, ...]) -> int | None:
+    """The bitmask of `slugs` in the set tables, or None if one has no bit."""
+    mask = 0
+    for slug in slugs:
+        if slug not in bits:
+            return None
+        mask |= 1 << bits.index(slug)
+    return mask
 
 
 def _raw_sql(interval, by, start, end, countries, regions, cities, grievances, responses):

@@ -1,8 +1,8 @@
 # ruff: noqa: S608 - every identifier and value in the SQL below is a constant of this file
 """Rollup tables for the trends: counts of published events per month and place (and per
-grievance / police response, and per combination of both), kept in step with
-tracker_event by triggers in the same transaction as every write, so an answer read from
-them is never stale. tracker.rollups reads them; see its docstring for what each answers.
+grievance / police response, and per set of them), kept in step with tracker_event by
+triggers in the same transaction as every write, so an answer read from them is never
+stale. tracker.rollups reads them; see its docstring for what each answers.
 
 Every table holds the same measures for its cell:
   events, arrests (sum), events_with_arrests (arrests > 0), events_with_force
@@ -11,86 +11,145 @@ Every table holds the same measures for its cell:
   (participants_low or participants_high given).
 and a month column (the first day of the month): years and quarters are sums of months.
 
-Tables (cell key -> about how many cells at 1,000,000 benchmark events):
-  tracker_rollup_place       month, country, admin1, city_id                     ~25 k
-  tracker_rollup_term        month, country, admin1, city_id, vocabulary, slug,  ~420 k
-                             mult
-  tracker_rollup_term_region month, country, admin1, vocabulary, slug, mult      ~35 k
-  tracker_rollup_combo       month, country, grievances, police_responses        ~365 k
+Tables (cell key -> how many cells at the 1,000,000 benchmark events):
+  tracker_rollup_place        month, country, admin1, city_id                    25 k
+  tracker_rollup_term         vocabulary, slug, month, country, admin1, city_id, 420 k
+                              mult
+  tracker_rollup_term_region  vocabulary, slug, month, country, admin1, mult      35 k
+  tracker_rollup_gset         month, country, gmask                               81 k
+  tracker_rollup_gset_region  month, country, admin1, gmask                      185 k
+  tracker_rollup_rset         month, country, rmask                               13 k
+  tracker_rollup_rset_region  month, country, admin1, rmask                       47 k
+  tracker_rollup_grset        month, country, gmask, rmask                       365 k
 In the term tables an event counts once under each distinct slug of its grievances
 (vocabulary 'g') or police responses ('p'); `mult` is how often the slug occurs in the
 event's array (1 unless an array repeats a slug), so that a filter (`&&`, an event once)
 sums `events` and a by= grouping (unnest, once per occurrence) sums `events * mult`.
-The combo table keys on the two arrays as stored, so it answers "any of several slugs"
-and "grievance and police response together" exactly (an event is in exactly one cell).
+
+The set tables key on the event's grievances (gmask) and/or police responses (rmask) as
+integer bitmasks: bit i is the i-th slug of GRIEVANCE_SLUGS / POLICE_RESPONSE_SLUGS below
+(equal to tracker.taxonomy's, a test holds them so; int4 leaves room for 31 slugs). An
+event is in exactly one cell of each, so "any of several slugs" (`mask & wanted <> 0`)
+and "a grievance and a police response together" sum to the exact count. Bit 31 (the
+sign: the mask is negative) marks an array that a mask cannot tell exactly - a slug
+repeated or not in the list - so that a by=grievance/police_response read, which counts
+an event once per occurrence, knows to leave those to the raw query.
 """
 
 from django.db import migrations
 
 FORCE = "'{force,lethal}'::varchar[]"  # tracker.taxonomy.FORCE_RESPONSES (a test holds them equal)
 
-MEASURE_COLUMNS = """
-    events integer NOT NULL,
-    arrests bigint NOT NULL,
-    events_with_arrests integer NOT NULL,
-    events_with_force integer NOT NULL,
-    injuries bigint NOT NULL,
-    deaths bigint NOT NULL,
-    participants_low bigint NOT NULL,
-    participants_high bigint NOT NULL,
-    events_with_participants integer NOT NULL
-"""
-MEASURES = (
-    "events",
-    "arrests",
-    "events_with_arrests",
-    "events_with_force",
-    "injuries",
-    "deaths",
-    "participants_low",
-    "participants_high",
-    "events_with_participants",
+# The bit order of the masks: tracker.taxonomy.GRIEVANCE_SLUGS / POLICE_RESPONSE_SLUGS when
+# this migration was written (a test holds them equal). A slug added to the taxonomy needs
+# a migration that replaces the two mask functions and recomputes the set tables.
+GRIEVANCE_SLUGS = (
+    "political",
+    "human_rights",
+    "welfare",
+    "labor",
+    "land",
+    "property",
+    "justice",
+    "china",
+    "covid",
+    "environment",
+    "other",
 )
+POLICE_RESPONSE_SLUGS = (
+    "none",
+    "monitored",
+    "blocked",
+    "dispersed",
+    "kettled",
+    "detained",
+    "force",
+    "lethal",
+)
+ODD = "(-2147483648)::integer"  # bit 31: a repeated or unknown slug
 
-# (table, key columns with their types)
+
+def _mask_function(name: str, slugs: tuple[str, ...]) -> str:
+    known = "'{" + ",".join(slugs) + "}'::varchar[]"
+    return f"""
+CREATE FUNCTION {name}(slugs varchar[]) RETURNS integer
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT coalesce(bit_or(coalesce(1 << (array_position({known}, s) - 1), {ODD})), 0)
+           | CASE WHEN count(*) > count(DISTINCT s) THEN {ODD} ELSE 0 END
+      FROM unnest(slugs) AS s
+$$"""
+
+
+MASK_FUNCTIONS = {
+    "tracker_grievance_mask": GRIEVANCE_SLUGS,
+    "tracker_police_mask": POLICE_RESPONSE_SLUGS,
+}
+
+MEASURE_TYPES = {
+    "events": "integer",
+    "arrests": "bigint",
+    "events_with_arrests": "integer",
+    "events_with_force": "integer",
+    "injuries": "bigint",
+    "deaths": "bigint",
+    "participants_low": "bigint",
+    "participants_high": "bigint",
+    "events_with_participants": "integer",
+}
+MEASURES = tuple(MEASURE_TYPES)
+MEASURE_COLUMNS = ",\n".join(f"    {name} {kind} NOT NULL" for name, kind in MEASURE_TYPES.items())
+
+MONTH = ("month", "date NOT NULL")
+COUNTRY = ("country", "varchar(2) NOT NULL")
+ADMIN1 = ("admin1", "varchar(120) NOT NULL")
+GMASK = ("gmask", "integer NOT NULL")
+RMASK = ("rmask", "integer NOT NULL")
+# (table, key columns with their types). The backfill writes in key order, so the cells
+# of the leading key (a month, or a slug in the term tables) share pages.
 TABLES = {
-    "tracker_rollup_place": (
-        ("month", "date NOT NULL"),
-        ("country", "varchar(2) NOT NULL"),
-        ("admin1", "varchar(120) NOT NULL"),
-        ("city_id", "integer"),
-    ),
-    # Slug first: the backfill writes in key order, so one slug's cells share pages.
+    "tracker_rollup_place": (MONTH, COUNTRY, ADMIN1, ("city_id", "integer")),
     "tracker_rollup_term": (
         ("vocabulary", '"char" NOT NULL'),
         ("slug", "varchar(20) NOT NULL"),
-        ("month", "date NOT NULL"),
-        ("country", "varchar(2) NOT NULL"),
-        ("admin1", "varchar(120) NOT NULL"),
+        MONTH,
+        COUNTRY,
+        ADMIN1,
         ("city_id", "integer"),
         ("mult", "integer NOT NULL"),
     ),
     "tracker_rollup_term_region": (
         ("vocabulary", '"char" NOT NULL'),
         ("slug", "varchar(20) NOT NULL"),
-        ("month", "date NOT NULL"),
-        ("country", "varchar(2) NOT NULL"),
-        ("admin1", "varchar(120) NOT NULL"),
+        MONTH,
+        COUNTRY,
+        ADMIN1,
         ("mult", "integer NOT NULL"),
     ),
-    "tracker_rollup_combo": (
-        ("month", "date NOT NULL"),
-        ("country", "varchar(2) NOT NULL"),
-        ("grievances", "varchar(20)[] NOT NULL"),
-        ("police_responses", "varchar(20)[] NOT NULL"),
-    ),
+    "tracker_rollup_gset": (MONTH, COUNTRY, GMASK),
+    "tracker_rollup_gset_region": (MONTH, COUNTRY, ADMIN1, GMASK),
+    "tracker_rollup_rset": (MONTH, COUNTRY, RMASK),
+    "tracker_rollup_rset_region": (MONTH, COUNTRY, ADMIN1, RMASK),
+    "tracker_rollup_grset": (MONTH, COUNTRY, GMASK, RMASK),
 }
-# Read paths besides the cell keys (which lead with the slug in the term tables).
+# Read paths besides the cell keys (which lead with the month, or the slug in the term
+# tables). The admin1 filter compares upper() of both sides, hence the expression.
 INDEXES = {
-    "tracker_rollup_place": ["(month)"],
-    "tracker_rollup_term": ["(city_id, month)"],  # (vocabulary, slug, month): the cell key
+    "tracker_rollup_place": [],
+    "tracker_rollup_term": ["(city_id, month)"],
     "tracker_rollup_term_region": [],
-    "tracker_rollup_combo": ["(month)", "(country, month)"],
+    "tracker_rollup_gset": ["(country, month)"],
+    "tracker_rollup_gset_region": ["(upper(admin1), month)"],
+    "tracker_rollup_rset": ["(country, month)"],
+    "tracker_rollup_rset_region": ["(upper(admin1), month)"],
+    "tracker_rollup_grset": ["(country, month)"],
+}
+# The sets the reader cannot count by slug exactly (see the docstring): found by index.
+ODD_INDEXES = {
+    "tracker_rollup_gset": "gmask < 0",
+    "tracker_rollup_gset_region": "gmask < 0",
+    "tracker_rollup_rset": "rmask < 0",
+    "tracker_rollup_rset_region": "rmask < 0",
+    "tracker_rollup_grset": "gmask < 0 OR rmask < 0",
 }
 
 
@@ -98,20 +157,23 @@ def _create(table: str, keys) -> list[str]:
     key_names = ", ".join(name for name, _ in keys)
     columns = ",\n    ".join(f"{name} {kind}" for name, kind in keys)
     statements = [
-        f"CREATE TABLE {table} (\n    {columns},\n{MEASURE_COLUMNS})",
+        # Room on each page for the new version of an updated cell: no index covers a
+        # measure, so an upsert is a HOT update that writes no index entry.
+        f"CREATE TABLE {table} (\n    {columns},\n{MEASURE_COLUMNS}\n) WITH (fillfactor = 80)",
         # The upserts' conflict target; city_id NULL (no city) is one cell, not many.
         f"CREATE UNIQUE INDEX {table}_cell ON {table} ({key_names}) NULLS NOT DISTINCT",
-        # The few cells an upsert has just brought to zero events, deleted right after.
-        f"CREATE INDEX {table}_empty ON {table} (month) WHERE events = 0",
     ]
     for number, columns in enumerate(INDEXES[table]):
         statements.append(f"CREATE INDEX {table}_read{number} ON {table} {columns}")
+    if table in ODD_INDEXES:
+        statements.append(f"CREATE INDEX {table}_odd ON {table} (month) WHERE {ODD_INDEXES[table]}")
     return statements
 
 
 def _upsert(table: str, keys, source: str) -> str:
     """INSERT the signed deltas of `source` (a query with the key columns and the
-    measures) into `table`, adding them to cells already there."""
+    measures) into `table`, adding them to cells already there; returns the ctid of each
+    cell it has brought to zero events."""
     key_names = ", ".join(name for name, _ in keys)
     measures = ", ".join(MEASURES)
     added = ", ".join(f"{m} = {table}.{m} + excluded.{m}" for m in MEASURES)
@@ -122,7 +184,8 @@ def _upsert(table: str, keys, source: str) -> str:
         # written; the rest in key order, so two writers lock shared cells in one order.
         f"    WHERE ({measures}) <> ({', '.join('0' for _ in MEASURES)})\n"
         f"    ORDER BY {key_names}\n"
-        f"    ON CONFLICT ({key_names}) DO UPDATE SET {added}"
+        f"    ON CONFLICT ({key_names}) DO UPDATE SET {added}\n"
+        f"    RETURNING ctid, events"
     )
 
 
@@ -151,35 +214,57 @@ TERMS = """
     ) AS t"""
 
 
-def _apply_statements(source: str) -> list[str]:
-    """The statements that add the signed rows of `source` (sign, and the columns of
-    tracker_event) to every rollup table, then drop the cells left with no events."""
-    month = "date_trunc('month', s.date)::date AS month"
+def _apply(source: str) -> str:
+    """The PL/pgSQL that adds the signed rows of `source` (sign, and the columns of
+    tracker_event) to every rollup table, then drops the cells left with no events.
+
+    One statement upserts every table (one data-modifying CTE each), so the transition
+    table is read and the masks are computed once; it collects the ctids of the cells it
+    brought to zero, which the DELETEs then remove by TID (no index on `events`, which
+    would make every upsert a non-HOT update)."""
+    source_rows = (
+        f"SELECT s.*, date_trunc('month', s.date)::date AS month, "
+        f"tracker_grievance_mask(s.grievances) AS gmask, "
+        f"tracker_police_mask(s.police_responses) AS rmask FROM ({source}) s"
+    )
     place = (
-        f"SELECT {month}, s.country, s.admin1, s.city_id, {SIGNED} "
-        f"FROM ({source}) s GROUP BY 1, 2, 3, 4"
+        f"SELECT s.month, s.country, s.admin1, s.city_id, {SIGNED} FROM src s GROUP BY 1, 2, 3, 4"
     )
     term = (
-        f"SELECT t.vocabulary, t.slug, {month}, s.country, s.admin1, s.city_id, t.mult, "
-        f"{SIGNED} FROM ({source}) s {TERMS} GROUP BY 1, 2, 3, 4, 5, 6, 7"
+        f"SELECT t.vocabulary, t.slug, s.month, s.country, s.admin1, s.city_id, t.mult, "
+        f"{SIGNED} FROM src s {TERMS} GROUP BY 1, 2, 3, 4, 5, 6, 7"
     )
-    region = (
-        f"SELECT t.vocabulary, t.slug, {month}, s.country, s.admin1, t.mult, "
-        f"{SIGNED} FROM ({source}) s {TERMS} GROUP BY 1, 2, 3, 4, 5, 6"
+    sources = {"tracker_rollup_place": place, "tracker_rollup_term": term}
+    for table, keys in TABLES.items():
+        if table not in sources:
+            names = [name for name, _ in keys]
+            if names[0] == "vocabulary":  # the region term table: the term cells' sums
+                continue
+            columns = ", ".join(f"s.{name}" for name in names)
+            numbers = ", ".join(str(number) for number in range(1, len(names) + 1))
+            sources[table] = f"SELECT {columns}, {SIGNED} FROM src s GROUP BY {numbers}"
+    # The region term cells are sums of the city term cells (fewer rows to group).
+    term_keys = ", ".join(name for name, _ in TABLES["tracker_rollup_term_region"])
+    sums = ", ".join(f"sum({m})::{MEASURE_TYPES[m]} AS {m}" for m in MEASURES)
+    sources["tracker_rollup_term_region"] = (
+        f"SELECT {term_keys}, {sums} FROM term_delta GROUP BY {term_keys}"
     )
-    combo = (
-        f"SELECT {month}, s.country, s.grievances, s.police_responses, {SIGNED} "
-        f"FROM ({source}) s GROUP BY 1, 2, 3, 4"
+    ctes = [f"src AS MATERIALIZED ({source_rows})", f"term_delta AS MATERIALIZED ({term})"]
+    sources["tracker_rollup_term"] = "SELECT * FROM term_delta"
+    names = {table: f"u{number}" for number, table in enumerate(TABLES)}
+    for table, keys in TABLES.items():
+        ctes.append(f"{names[table]} AS ({_upsert(table, keys, sources[table])})")
+    collect = ", ".join(
+        f"(SELECT array_agg(ctid) FROM {names[table]} WHERE events = 0)" for table in TABLES
     )
-    sources = {
-        "tracker_rollup_place": place,
-        "tracker_rollup_term": term,
-        "tracker_rollup_term_region": region,
-        "tracker_rollup_combo": combo,
-    }
-    statements = [_upsert(table, TABLES[table], sources[table]) for table in TABLES]
-    statements += [f"DELETE FROM {table} WHERE events = 0" for table in TABLES]
-    return statements
+    variables = ", ".join(f"zero{number}" for number in range(len(TABLES)))
+    statements = [f"WITH {', '.join(ctes)}\n    SELECT {collect} INTO {variables}"]
+    for number, table in enumerate(TABLES):
+        statements.append(
+            f"IF zero{number} IS NOT NULL THEN "
+            f"DELETE FROM {table} WHERE ctid = ANY(zero{number}); END IF"
+        )
+    return ";\n    ".join(statements)
 
 
 PUBLISHED_NEW = "SELECT 1 AS sign, n.* FROM new_rows n WHERE n.status = 'published'"
@@ -187,11 +272,13 @@ PUBLISHED_OLD = "SELECT -1 AS sign, o.* FROM old_rows o WHERE o.status = 'publis
 
 
 def _function(name: str, source: str) -> str:
-    body = ";\n    ".join(_apply_statements(source))
+    variables = "\n    ".join(f"zero{number} tid[];" for number in range(len(TABLES)))
     return f"""
 CREATE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    {variables}
 BEGIN
-    {body};
+    {_apply(source)};
     RETURN NULL;
 END;
 $$"""
@@ -232,15 +319,24 @@ TRIGGERS = [
     "FOR EACH STATEMENT EXECUTE FUNCTION tracker_rollup_on_truncate()",
 ]
 
-# The backfill: the same statements over today's events. The table is locked against
-# writes first so that no event written meanwhile is missed or counted twice.
+# The backfill: the same statements over today's events, in a DO block (its variables).
+# The table is locked against writes first so that no event written meanwhile is missed
+# or counted twice.
+_ZERO_VARIABLES = "\n    ".join(f"zero{number} tid[];" for number in range(len(TABLES)))
 BACKFILL = [
     "LOCK TABLE tracker_event IN SHARE MODE",
-    *_apply_statements("SELECT 1 AS sign, e.* FROM tracker_event e WHERE e.status = 'published'"),
+    f"""DO $$
+DECLARE
+    {_ZERO_VARIABLES}
+BEGIN
+    {_apply("SELECT 1 AS sign, e.* FROM tracker_event e WHERE e.status = 'published'")};
+END;
+$$""",
     *(f"ANALYZE {table}" for table in TABLES),
 ]
 
 FORWARD = [
+    *(_mask_function(name, slugs) for name, slugs in MASK_FUNCTIONS.items()),
     *(statement for table, keys in TABLES.items() for statement in _create(table, keys)),
     *(_function(name, source) for name, source in FUNCTIONS.items()),
     TRUNCATE_FUNCTION,
@@ -254,6 +350,9 @@ BACKWARD = [
     "DROP TRIGGER IF EXISTS tracker_rollup_truncate ON tracker_event",
     *(f"DROP FUNCTION IF EXISTS {name}()" for name in (*FUNCTIONS, "tracker_rollup_on_truncate")),
     *(f"DROP TABLE IF EXISTS {table}" for table in TABLES),
+    # The tables of earlier drafts of this migration, on databases that applied one.
+    "DROP TABLE IF EXISTS tracker_rollup_combo",
+    *(f"DROP FUNCTION IF EXISTS {name}(varchar[])" for name in MASK_FUNCTIONS),
 ]
 
 
