@@ -11,14 +11,20 @@ schemathesis (tests/reliability/test_schemathesis.py) checks that no other statu
 from __future__ import annotations
 
 from drf_spectacular.contrib.rest_framework_gis import GeoFeatureModelSerializerExtension
+from drf_spectacular.extensions import OpenApiViewExtension
 from drf_spectacular.openapi import AutoSchema
 from rest_framework import serializers
 from rest_framework.permissions import AllowAny, IsAuthenticatedOrReadOnly
 
+from api.filtering import EventFilterBackend
+from api.permissions import EventAccess
 from api.serializers.events import EventSerializer
 from tracker.models import EventStatus
+from tracker.query import EventFilterSet
 
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
+# Permissions under which anyone, signed in or not, may read (GET) what a view shows.
+PUBLIC_READ = (AllowAny, IsAuthenticatedOrReadOnly, EventAccess)
 
 
 class ErrorSerializer(serializers.Serializer):
@@ -95,12 +101,70 @@ ERROR_DESCRIPTIONS = {
     503: "PostgreSQL (or the task queue a write needs) is unavailable: retry after "
     "Retry-After seconds.",
 }
+EVENT_FILTERS_400 = (
+    "Invalid input: a filter's value, an unknown query parameter, or a single-valued one "
+    "given twice (see `errors`; for an unknown parameter the message lists the known ones)."
+)
 RETRY_AFTER_HEADER = {
     "Retry-After": {"schema": {"type": "integer"}, "description": "Seconds to wait."}
 }
 
 
+class LayoutExportSchemaExtension(OpenApiViewExtension):
+    """The layout exports read the event filters of /api/v1/events/ (tracker.query) without
+    a filter backend; for the schema they get one, so their filters are documented."""
+
+    target_class = "api.imports.views.LayoutExportView"
+
+    def view_replacement(self):
+        class LayoutExport(self.target_class):
+            filter_backends = [EventFilterBackend]
+            filterset_class = EventFilterSet
+            query_params_of_view = ("format",)
+
+            def get_queryset(self):
+                from tracker.models import Event
+
+                return Event.objects.published()
+
+        return LayoutExport
+
+
 class TrackerAutoSchema(AutoSchema):
+    def uses_event_filters(self) -> bool:
+        """A GET of a whole selection of events (not of one event by its id)."""
+        view = self.view
+        return (
+            self.method == "GET"
+            and getattr(view, "filterset_class", None) is EventFilterSet
+            and "{id}" not in self.path  # drf-spectacular's name for a lookup by pk
+        )
+
+    def get_filter_backends(self):
+        # The trends answer one object, not a list, so drf-spectacular would leave out the
+        # filters: every view over a selection of events documents them. An action on one
+        # event (its history, a list) filters nothing.
+        if self.uses_event_filters():
+            return getattr(self.view, "filter_backends", [])
+        if getattr(self.view, "filterset_class", None) is EventFilterSet:
+            return []
+        return super().get_filter_backends()
+
+    def is_public_read(self) -> bool:
+        """Anyone may call this (read) operation, signed in or not."""
+        permissions = [type(p) for p in self.view.get_permissions()]
+        if all(p is AllowAny for p in permissions):  # also no permission classes at all
+            return True
+        return self.method in SAFE_METHODS and all(p in PUBLIC_READ for p in permissions)
+
+    def get_auth(self):
+        auths = super().get_auth()
+        # `{}`: no credentials needed. drf-spectacular adds it for AllowAny and
+        # IsAuthenticatedOrReadOnly only, not for EventAccess or an empty list.
+        if self.is_public_read() and {} not in auths:
+            auths.append({})
+        return auths
+
     def _get_response_bodies(self, direction="response"):
         responses = super()._get_response_bodies(direction)
         if direction != "response":
@@ -109,8 +173,11 @@ class TrackerAutoSchema(AutoSchema):
         for code in self._error_codes():
             existing = responses.get(str(code))
             if existing is None:
+                description = ERROR_DESCRIPTIONS[code]
+                if code == 400 and self.uses_event_filters():
+                    description = EVENT_FILTERS_400
                 responses[str(code)] = {
-                    "description": ERROR_DESCRIPTIONS[code],
+                    "description": description,
                     "content": {"application/json": {"schema": error_ref}},
                     **({"headers": RETRY_AFTER_HEADER} if code in (429, 503) else {}),
                 }
@@ -132,12 +199,7 @@ class TrackerAutoSchema(AutoSchema):
             codes.append(400)
         if view.get_authenticators():
             codes.append(401)
-        permissions = [type(p) for p in view.get_permissions()]
-        public = all(p is AllowAny for p in permissions) or (
-            method in SAFE_METHODS
-            and all(p in (AllowAny, IsAuthenticatedOrReadOnly) for p in permissions)
-        )
-        if not public:
+        if not self.is_public_read():
             codes.append(403)
         if "{" in self.path:
             codes.append(404)

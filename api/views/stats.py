@@ -8,6 +8,9 @@ from rest_framework.generics import GenericAPIView
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 
+# Registers the schema's extensions before drf-spectacular creates the views it describes
+# (a view extension must exist by then; api.schema is otherwise first read while parsing).
+import api.schema  # noqa: F401
 from api.filtering import EventFilterBackend, valid_filterset
 from api.serializers.stats import TrendsQuerySerializer, TrendsResponseSerializer
 from tracker.models import Event
@@ -24,7 +27,7 @@ from tracker.selectors import (
 )
 
 
-@extend_schema(tags=["stats"], parameters=[TrendsQuerySerializer], auth=[{}])
+@extend_schema(tags=["stats"], parameters=[TrendsQuerySerializer])
 class TrendsView(GenericAPIView):
     """Published events per year, quarter, month or week (optionally per grievance, police
     response, city, region or country), with every event filter of /api/v1/events/.
