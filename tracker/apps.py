@@ -7,4 +7,7 @@ class TrackerConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self):
-        from tracker import signals  # noqa: F401 - connects the receivers
+        from tracker import (
+            signals,  # noqa: F401 - connects the receivers
+            tasks,  # noqa: F401 - registered for tracker.dispatch (by name)
+        )

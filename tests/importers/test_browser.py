@@ -22,7 +22,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.worker]
 def import_worker(server_env, browser_db):
     log = open(ROOT / "test-artifacts" / "import-worker.log", "w")  # noqa: SIM115
     process = subprocess.Popen(
-        [str(Path(sys.executable).with_name("celery")), "-A", "tracker", "worker",
+        [str(Path(sys.executable).with_name("celery")), "-A", "config", "worker",
          "--pool", "solo", "--concurrency", "1", "--without-heartbeat", "--without-gossip",
          "--without-mingle", "-l", "INFO"],
         cwd=ROOT, env=server_env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,

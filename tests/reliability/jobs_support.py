@@ -62,7 +62,7 @@ class Worker:
             "DATABASE_CONN_MAX_AGE": "0",
             **env,
         }
-        command = [str(Path(sys.executable).with_name("celery")), "-A", "tracker", "worker"]
+        command = [str(Path(sys.executable).with_name("celery")), "-A", "config", "worker"]
         command += ["--pool", "prefork", "--concurrency", "1", "--queues", self.queue]
         command += ["--loglevel", "INFO", "--without-gossip", "--without-mingle"]
         command += ["--without-heartbeat", "--hostname", f"jobs-{time.monotonic_ns()}@%h"]

@@ -444,7 +444,7 @@ def test_redis_hung_then_killed_mid_run(people, tmp_path):
         assert missed.pk in events_awaiting_geocoding(grace=NO_GRACE)
         worker = subprocess.Popen(
             [
-                *(str(BIN / "celery"), "-A", "tracker", "worker", "--pool", "solo"),
+                *(str(BIN / "celery"), "-A", "config", "worker", "--pool", "solo"),
                 *("-Q", env["CELERY_TASK_DEFAULT_QUEUE"], "-l", "WARNING"),
                 *("--without-gossip", "--without-mingle"),
             ],
