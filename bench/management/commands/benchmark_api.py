@@ -327,15 +327,19 @@ class Command(BaseCommand):
             f"x{options['repeat']} per case"
         )
         self.markdown: list[str] = []
+        self.markdown_path = options["markdown"]
         if not options["skip_list"]:
             sizes = [int(size) for size in options["page_sizes"].split(",")]
             self._list_pages(sizes, options["repeat"])
         if not options["skip_trends"]:
             self._trends(options["repeat"], options["trends_only"])
+            self._write_markdown()
         if not options["skip_dashboard"]:
             self._dashboard(options["repeat"])
+            self._write_markdown()
         if not options["skip_edit"]:
             self._edit(options["repeat"])
+            self._write_markdown()
         if not options["skip_load"]:
             self._load(
                 options["clients"],
@@ -343,9 +347,14 @@ class Command(BaseCommand):
                 options["workers"],
                 exports=not options["skip_exports"],
             )
-        if options["markdown"]:
-            Path(options["markdown"]).write_text("\n".join(self.markdown) + "\n")
-            self.stdout.write(f"\nMarkdown tables written to {options['markdown']}")
+            self._write_markdown()
+        if self.markdown_path:
+            self.stdout.write(f"\nMarkdown tables written to {self.markdown_path}")
+
+    def _write_markdown(self) -> None:
+        """After each section, so that a run stopped later keeps what it measured."""
+        if self.markdown_path:
+            Path(self.markdown_path).write_text("\n".join(self.markdown) + "\n")
 
     # -- database -----------------------------------------------------------------------
 
