@@ -310,7 +310,15 @@ def event_counts_raw(*, queryset: QuerySet[Event], interval: str, by: str | None
 
 def crowd_medians(*, filterset, interval: str) -> dict[dt.date, dict[str, float | None]]:
     """Per period: the median of the low and of the high crowd estimates, over the events
-    that report one (a median cannot be summed from rollups: one pass over the events)."""
+    that report one. Read from the crowd histograms (tracker.crowd) when the filter keeps
+    whole months and countries only (a day-precise range's partial months from the events),
+    as event_counts reads the rollups for a filter set over published events; else one
+    pass over the filtered events."""
+    from tracker.crowd import crowd_medians_from_histograms
+
+    found = crowd_medians_from_histograms(filters=filterset.form.cleaned_data, interval=interval)
+    if found is not None:
+        return found
     try:
         inner_sql, inner_params = (
             filterset.qs.order_by()
