@@ -345,31 +345,40 @@ def _plan(by, countries, regions, cities, grievances, responses):
         table = "tracker_rollup_gset_region" if regional else "tracker_rollup_gset"
     else:
         table = "tracker_rollup_rset_region" if regional else "tracker_rollup_rset"
+    # The sets that occur and match the filter (all of a vocabulary the filter leaves open
+    # but for the empty set, mask 0, which counts under no slug); whether one of them
+    # cannot be counted by slug (bit 31).
+    [(g_sets, r_sets, g_odd, r_odd)] = _fetch(
+        "SELECT coalesce(array_agg(mask) FILTER (WHERE vocabulary = 'g' AND mask & %s <> 0), "
+        "'{}'), coalesce(array_agg(mask) FILTER (WHERE vocabulary = 'p' AND mask & %s <> 0), "
+        "'{}'), coalesce(bool_or(mask < 0) FILTER (WHERE vocabulary = 'g'), false), "
+        "coalesce(bool_or(mask < 0) FILTER (WHERE vocabulary = 'p'), false) "
+        "FROM tracker_rollup_sets",
+        [gmask or -1, rmask or -1],
+    )
+    if (by == "grievance" and g_odd) or (by == "police_response" and r_odd):
+        return None
     conditions, params = [], []
-    if grievances:
-        conditions.append("r.gmask & %s <> 0")
-        params.append(gmask)
-    if responses:
-        conditions.append("r.rmask & %s <> 0")
-        params.append(rmask)
+    if needs_g:
+        conditions.append("r.gmask = ANY(%s::integer[])")
+        params.append(g_sets)
+    if needs_r:
+        conditions.append("r.rmask = ANY(%s::integer[])")
+        params.append(r_sets)
     where = " AND ".join(conditions)
     if not by_term:
         return build(table, where, params, place_group.get(by))
 
-    # By slug: an event counts once under each slug of its set. Exact only if no set
-    # repeats a slug or holds one the masks do not know (their cells have bit 31 set).
-    odd = "r.gmask < 0 OR r.rmask < 0" if table == "tracker_rollup_grset" else None
-    odd = odd or ("r.gmask < 0" if needs_g else "r.rmask < 0")
-    if _fetch(f"SELECT EXISTS (SELECT 1 FROM {table} r WHERE {odd})", [])[0][0]:  # noqa: S608
-        return None
-    column, bits = (
-        ("gmask", GRIEVANCE_BITS) if by == "grievance" else ("rmask", POLICE_RESPONSE_BITS)
-    )
+    # By slug: an event counts once under each slug of its set (no set repeats one, or
+    # holds one the masks do not know: checked above).
+    if by == "grievance":
+        column, bits = "gmask", GRIEVANCE_BITS
+    else:
+        column, bits = "rmask", POLICE_RESPONSE_BITS
 
     def by_slug(interval, first, last):
         query = _Query()
-        if where:
-            query.add(where, *params)
+        query.add(where, *params)
         _place_conditions(query, "r", countries, regions, cities)
         months(query, first, last)
         # Summed per month and set first (a few hundred sets), then each set's sums go to

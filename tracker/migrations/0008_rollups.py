@@ -16,11 +16,12 @@ Tables (cell key -> how many cells at the 1,000,000 benchmark events):
   tracker_rollup_term         vocabulary, slug, month, country, admin1, city_id, 420 k
                               mult
   tracker_rollup_term_region  vocabulary, slug, month, country, admin1, mult      35 k
-  tracker_rollup_gset         month, country, gmask                               81 k
-  tracker_rollup_gset_region  month, country, admin1, gmask                      185 k
-  tracker_rollup_rset         month, country, rmask                               13 k
-  tracker_rollup_rset_region  month, country, admin1, rmask                       47 k
-  tracker_rollup_grset        month, country, gmask, rmask                       365 k
+  tracker_rollup_gset         gmask, month, country                               81 k
+  tracker_rollup_gset_region  gmask, month, country, admin1                      185 k
+  tracker_rollup_rset         rmask, month, country                               13 k
+  tracker_rollup_rset_region  rmask, month, country, admin1                       47 k
+  tracker_rollup_grset        gmask, rmask, month, country                       365 k
+  tracker_rollup_sets         vocabulary ('g': gmask, 'p': rmask), mask          0.3 k
 In the term tables an event counts once under each distinct slug of its grievances
 (vocabulary 'g') or police responses ('p'); `mult` is how often the slug occurs in the
 event's array (1 unless an array repeats a slug), so that a filter (`&&`, an event once)
@@ -33,7 +34,10 @@ event is in exactly one cell of each, so "any of several slugs" (`mask & wanted 
 and "a grievance and a police response together" sum to the exact count. Bit 31 (the
 sign: the mask is negative) marks an array that a mask cannot tell exactly - a slug
 repeated or not in the list - so that a by=grievance/police_response read, which counts
-an event once per occurrence, knows to leave those to the raw query.
+an event once per occurrence, knows to leave those to the raw query. tracker_rollup_sets
+lists the masks that occur (231 grievance and 30 police-response sets at 1M events): the
+reader takes the ones that match a filter from it and reads their cells by the cell index,
+not the whole set table.
 """
 
 from django.db import migrations
@@ -125,11 +129,16 @@ TABLES = {
         ADMIN1,
         ("mult", "integer NOT NULL"),
     ),
-    "tracker_rollup_gset": (MONTH, COUNTRY, GMASK),
-    "tracker_rollup_gset_region": (MONTH, COUNTRY, ADMIN1, GMASK),
-    "tracker_rollup_rset": (MONTH, COUNTRY, RMASK),
-    "tracker_rollup_rset_region": (MONTH, COUNTRY, ADMIN1, RMASK),
-    "tracker_rollup_grset": (MONTH, COUNTRY, GMASK, RMASK),
+    # The set tables lead with the mask: the backfill writes them in key order, so the
+    # cells of one set share pages, and a read of the sets that match a filter (their
+    # masks listed from tracker_rollup_sets, `mask = ANY(...)`) reads only their pages.
+    "tracker_rollup_gset": (GMASK, MONTH, COUNTRY),
+    "tracker_rollup_gset_region": (GMASK, MONTH, COUNTRY, ADMIN1),
+    "tracker_rollup_rset": (RMASK, MONTH, COUNTRY),
+    "tracker_rollup_rset_region": (RMASK, MONTH, COUNTRY, ADMIN1),
+    "tracker_rollup_grset": (GMASK, RMASK, MONTH, COUNTRY),
+    # Every set there is (vocabulary 'g' or 'p', its mask), over all months and places.
+    "tracker_rollup_sets": (("vocabulary", '"char" NOT NULL'), ("mask", "integer NOT NULL")),
 }
 # Read paths besides the cell keys (which lead with the month, or the slug in the term
 # tables). The admin1 filter compares upper() of both sides, hence the expression.
@@ -137,19 +146,12 @@ INDEXES = {
     "tracker_rollup_place": [],
     "tracker_rollup_term": ["(city_id, month)"],
     "tracker_rollup_term_region": [],
-    "tracker_rollup_gset": ["(country, month)"],
+    "tracker_rollup_gset": [],
     "tracker_rollup_gset_region": ["(upper(admin1), month)"],
-    "tracker_rollup_rset": ["(country, month)"],
+    "tracker_rollup_rset": [],
     "tracker_rollup_rset_region": ["(upper(admin1), month)"],
-    "tracker_rollup_grset": ["(country, month)"],
-}
-# The sets the reader cannot count by slug exactly (see the docstring): found by index.
-ODD_INDEXES = {
-    "tracker_rollup_gset": "gmask < 0",
-    "tracker_rollup_gset_region": "gmask < 0",
-    "tracker_rollup_rset": "rmask < 0",
-    "tracker_rollup_rset_region": "rmask < 0",
-    "tracker_rollup_grset": "gmask < 0 OR rmask < 0",
+    "tracker_rollup_grset": [],
+    "tracker_rollup_sets": [],
 }
 
 
@@ -165,8 +167,6 @@ def _create(table: str, keys) -> list[str]:
     ]
     for number, columns in enumerate(INDEXES[table]):
         statements.append(f"CREATE INDEX {table}_read{number} ON {table} {columns}")
-    if table in ODD_INDEXES:
-        statements.append(f"CREATE INDEX {table}_odd ON {table} (month) WHERE {ODD_INDEXES[table]}")
     return statements
 
 
@@ -234,7 +234,15 @@ def _apply(source: str) -> str:
         f"SELECT t.vocabulary, t.slug, s.month, s.country, s.admin1, s.city_id, t.mult, "
         f"{SIGNED} FROM src s {TERMS} GROUP BY 1, 2, 3, 4, 5, 6, 7"
     )
-    sources = {"tracker_rollup_place": place, "tracker_rollup_term": term}
+    sets = (
+        f"SELECT 'g'::\"char\" AS vocabulary, s.gmask AS mask, {SIGNED} FROM src s GROUP BY 1, 2 "
+        f"UNION ALL SELECT 'p'::\"char\", s.rmask, {SIGNED} FROM src s GROUP BY 1, 2"
+    )
+    sources = {
+        "tracker_rollup_place": place,
+        "tracker_rollup_term": term,
+        "tracker_rollup_sets": sets,
+    }
     for table, keys in TABLES.items():
         if table not in sources:
             names = [name for name, _ in keys]
