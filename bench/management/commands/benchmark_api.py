@@ -208,6 +208,24 @@ def gunicorn_command_of_run_sh(
     return argv
 
 
+def _server_errors(log: str, count: int = 2, lines: int = 60) -> str:
+    """The first `count` error reports of a server log (Django's "ERROR ..." line and its
+    traceback, up to the next access-log line), else the log's end."""
+    text = log.splitlines()
+    starts = [i for i, line in enumerate(text) if " ERROR " in line][:count]
+    if not starts:
+        return "\n".join(text[-40:])
+    blocks = []
+    for start in starts:
+        block = [text[start]]
+        for line in text[start + 1 : start + lines]:
+            if line.startswith("["):  # the next access-log line
+                break
+            block.append(line)
+        blocks.append("\n".join(block))
+    return "\n...\n".join(blocks)
+
+
 def _cursor(position: str) -> str:
     """A `cursor` value as DRF's CursorPagination writes it: past `position`, no offset."""
     return base64.b64encode(f"p={position}".encode()).decode()
@@ -834,8 +852,7 @@ class Command(BaseCommand):
         for path, status, _ in failures[:10]:
             self.stdout.write(f"  {status} {path}")
         if failures:
-            tail = "\n".join(server_log.splitlines()[-40:])
-            self.stdout.write(f"gunicorn log (end):\n{tail}")
+            self.stdout.write("gunicorn log, the first errors:\n" + _server_errors(server_log))
 
 
 # -- filling the benchmark database ----------------------------------------------------
