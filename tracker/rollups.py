@@ -413,10 +413,13 @@ def _raw_sql(interval, by, start, end, countries, regions, cities, grievances, r
     query.add("e.status = 'published'")
     query.add("e.date >= %s AND e.date <= %s", start, end)
     _place_conditions(query, "e", countries, regions, cities)
+    # IS TRUE: the same rows, but not a condition the GIN indexes answer. The days here
+    # lie inside a month (a few thousand events by the date index); ANDed with a GIN
+    # bitmap of a broad slug (300 k events) the planner otherwise reads both.
     if grievances:
-        query.add("e.grievances && %s::varchar[]", grievances)
+        query.add("(e.grievances && %s::varchar[]) IS TRUE", grievances)
     if responses:
-        query.add("e.police_responses && %s::varchar[]", responses)
+        query.add("(e.police_responses && %s::varchar[]) IS TRUE", responses)
     join, group = "", None
     if by == "grievance":
         join, group = "CROSS JOIN LATERAL unnest(e.grievances) AS g(slug)", "g.slug"
