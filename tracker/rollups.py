@@ -2,9 +2,11 @@
 
 The tables hold counts of published events per month and place (tracker_rollup_place),
 per month, place and grievance or police-response slug (tracker_rollup_term, and
-tracker_rollup_term_region without the city), and per month, country and the two arrays
-as stored (tracker_rollup_combo). PostgreSQL triggers on tracker_event keep them in step
-in the same transaction as every write (see the migration), so they are never stale.
+tracker_rollup_term_region without the city), and per month, place and the event's set
+of grievances and/or police responses as an integer bitmask (the set tables: gset, rset,
+their *_region variants with admin1, and grset with both sets; tracker_rollup_sets lists
+the sets that occur). PostgreSQL triggers on tracker_event keep them in step in the same
+transaction as every write (see the migration), so they are never stale.
 
 `rollup_counts` answers a filter from them only when a sum of cells equals the plain
 GROUP BY over tracker_event, and returns None otherwise (the caller then runs the raw
@@ -14,11 +16,22 @@ query). What it answers:
 - one grievance, or one police response (the term cells of that slug): any place filter;
   by= none, country, admin1, city;
 - anything else on categories ("any of several" grievances or responses, a grievance and
-  a response together, by=grievance or by=police_response beside a category filter): from
-  the combo cells, when the place filter is by country only and by= is not city or admin1.
+  a response together, by=grievance or by=police_response beside a category filter),
+  from the smallest set table that has every column the query needs: grievances only
+  (filter, by=grievance) from gset, police responses only from rset, both from grset;
+  with an admin1 filter or by=admin1 from the *_region variants (one vocabulary only).
+  Not answered: a city filter or by=city (a set table per city would be as large as the
+  events; a city's events are few, the raw query is quick), and both vocabularies with
+  admin1.
 
 "Any of several" is not a sum of the per-slug cells (an event with two of them would count
-twice); the combo cells hold each event exactly once, so they can answer it.
+twice); a set table holds each event exactly once, so `mask & wanted <> 0` sums exactly.
+The cells are read by their index: the sets that match come from tracker_rollup_sets
+(a few hundred rows), then `mask = ANY(those)`, and the backfill wrote each set's cells
+together. A by=grievance/police_response read counts an event once under each slug of its
+set, as unnest() does unless an array repeats a slug (or holds one the masks do not know):
+tracker_rollup_sets marks such sets (bit 31), and while one exists in the by= vocabulary
+those reads return None.
 
 Dates: whole months come from the cells; a range that starts or ends inside a month gets
 that part of the month from tracker_event (the date index keeps it to a few thousand rows).
