@@ -8,7 +8,9 @@ the same transaction as every write, so an answer read from them is never stale.
 
 The median of a period is a function of its histogram: with the values in order and n of
 them, it is the value at position (n + 1) // 2 averaged with the one at n // 2 + 1 (for
-an odd n the same one), which is what percentile_cont(0.5) computes. The histograms of
+an odd n the same one), which is what percentile_cont(0.5) computes. The bucket counts
+of a period say which one or two buckets hold those positions and how many events come
+before them; only the values of those buckets are then read. The histograms of
 months and countries add up, so any filter that keeps or drops whole months and
 countries is answered from the cells; a date range that starts or ends inside a month
 gets that part of the month from tracker_event (the date index keeps it to a few
@@ -100,59 +102,117 @@ def split_months(
     return whole, first, last, partial
 
 
-def _side_sql(column: str, table: str, interval: str, countries, whole, first, last, partial):
-    """SQL and parameters of the rows (period, median) of one estimate."""
-    params: list = []
-    parts = []
-    # One row per (month, value) already, in index order: no grouping needed.
-    unique = interval == "month" and not partial and len(countries) <= 1
-    if whole:
-        period = "c.month" if interval == "month" else "date_trunc(%s, c.month::timestamp)::date"
-        if interval != "month":
-            params.append(interval)
-        where = ["TRUE"]
+STEPS = {"year": "1 year", "quarter": "3 months", "month": "1 month"}
+
+
+def _side_ctes(side: str, interval: str, countries, whole, first, last, partial):
+    """The CTEs (text, parameters in order) that end in `{side}_median` (period, median)
+    for one estimate: the bucket counts find the one or two buckets that hold the middle
+    positions of each period, then only the values of those buckets are read."""
+    suffix = "" if countries else "_all"
+    ctes: list[tuple[str, list]] = []
+    if partial:
+        # The days of partial months (crowd_partial, shared by both sides) per value.
+        ctes.append(
+            (
+                f"{side}_partial AS (SELECT period, {side} AS value, "
+                f"tracker_crowd_bucket({side}) AS bucket, sum(events)::int AS events "
+                f"FROM crowd_partial WHERE {side} IS NOT NULL GROUP BY 1, 2)",
+                [],
+            )
+        )
+
+    def months(alias: str) -> tuple[str, list]:
+        where, params = [], []
         if first is not None:
-            where.append("c.month >= %s")
+            where.append(f"{alias}.month >= %s")
             params.append(first)
         if last is not None:
-            where.append("c.month <= %s")
+            where.append(f"{alias}.month <= %s")
             params.append(last)
         if countries:
-            where.append("c.country = ANY(%s)")
+            where.append(f"{alias}.country = ANY(%s)")
             params.append(countries)
+        return "".join(f" AND {condition}" for condition in where), params
+
+    # 1. Events per period and bucket.
+    parts, params = [], []
+    if whole:
+        if interval == "month":
+            period = "c.month"
+        else:
+            period = "date_trunc(%s, c.month::timestamp)::date"
+            params.append(interval)
+        where, where_params = months("c")
         parts.append(
-            f"SELECT {period} AS period, c.value, c.events FROM {table} c "
-            f"WHERE {' AND '.join(where)}"
+            f"SELECT {period} AS period, c.bucket, c.events "
+            f"FROM tracker_crowd_{side}_bucket{suffix} c WHERE TRUE{where}"
         )
-    for start, end in partial:
-        where = (
-            f"e.status = 'published' AND e.{column} IS NOT NULL AND e.date >= %s AND e.date <= %s"
-        )
-        params.extend([interval, start, end])
-        if countries:
-            where += " AND e.country = ANY(%s)"
-            params.append(countries)
-        parts.append(
-            f"SELECT date_trunc(%s, e.date::timestamp)::date AS period, e.{column} AS value, "
-            f"count(*)::int AS events FROM tracker_event e WHERE {where} GROUP BY 1, 2"
-        )
-    cells = (
-        parts[0]
-        if unique
-        else (
-            "SELECT period, value, sum(events)::int AS events "
+        params += where_params
+    if partial:
+        parts.append(f"SELECT period, bucket, events FROM {side}_partial")
+    if interval == "month" and not partial and len(countries) <= 1:
+        # One cell per month and bucket already, in the order of the cell index.
+        cells = f"SELECT period, bucket, events AS n FROM ({parts[0]}) u"
+    else:
+        cells = (
+            "SELECT period, bucket, sum(events)::int AS n "
             f"FROM ({' UNION ALL '.join(parts)}) u GROUP BY 1, 2"
         )
+    ctes.append((f"{side}_buckets AS ({cells})", params))
+    # 2. The buckets that hold position (total + 1) / 2 or total / 2 + 1 (1-based), with
+    # how many events of the period come before them.
+    ctes.append(
+        (
+            f"{side}_targets AS (SELECT period, bucket, upto - n AS before, total FROM ("
+            f"SELECT period, bucket, n, sum(n) OVER (PARTITION BY period ORDER BY bucket "
+            f"ROWS UNBOUNDED PRECEDING) AS upto, sum(n) OVER (PARTITION BY period) AS total "
+            f"FROM {side}_buckets) w "
+            f"WHERE upto >= (total + 1) / 2 AND upto - n < total / 2 + 1)",
+            [],
+        )
     )
-    # upto: events up to this value in the period; total: in the period (int sums: bigint).
-    sql = (
-        f"SELECT period, (min(value) FILTER (WHERE upto >= (total + 1) / 2)::float8"
-        f" + min(value) FILTER (WHERE upto >= total / 2 + 1)) / 2 AS median FROM ("
-        f"SELECT h.period, h.value, sum(h.events) OVER (PARTITION BY h.period ORDER BY h.value "
-        f"ROWS UNBOUNDED PRECEDING) AS upto, sum(h.events) OVER (PARTITION BY h.period) AS total "
-        f"FROM ({cells}) h) w GROUP BY 1"
+    # 3. The values of those buckets (the month cells of the period, and partial days).
+    parts, params = [], []
+    if whole:
+        where, where_params = months("f")
+        # One index range per target bucket (OFFSET 0 keeps the subquery apart, so that
+        # the planner does not hash the whole table for a handful of targets).
+        parts.append(
+            f"SELECT t.period, f.value, f.events FROM {side}_targets t CROSS JOIN LATERAL ("
+            f"SELECT f.value, f.events FROM tracker_crowd_{side}{suffix} f "
+            f"WHERE f.bucket = t.bucket AND f.month >= t.period "
+            f"AND f.month < (t.period + %s::interval)::date{where} OFFSET 0) f"
+        )
+        params += [STEPS[interval], *where_params]
+    if partial:
+        parts.append(
+            f"SELECT p.period, p.value, p.events FROM {side}_partial p "
+            f"JOIN {side}_targets t ON t.period = p.period AND t.bucket = p.bucket"
+        )
+    ctes.append(
+        (
+            f"{side}_values AS (SELECT period, value, sum(events)::int AS n "
+            f"FROM ({' UNION ALL '.join(parts)}) u GROUP BY 1, 2)",
+            params,
+        )
     )
-    return sql, params
+    # 4. The middle values: for an odd count one, for an even one the mean of two (as
+    # percentile_cont(0.5)).
+    ctes.append(
+        (
+            f"{side}_median AS (SELECT period, "
+            f"(min(value) FILTER (WHERE upto >= (total + 1) / 2)::float8 "
+            f"+ min(value) FILTER (WHERE upto >= total / 2 + 1)) / 2 AS median FROM ("
+            f"SELECT v.period, v.value, b.total, b.before + sum(v.n) OVER (PARTITION BY "
+            f"v.period ORDER BY v.value ROWS UNBOUNDED PRECEDING) AS upto "
+            f"FROM {side}_values v JOIN (SELECT period, min(before) AS before, "
+            f"min(total) AS total FROM {side}_targets GROUP BY 1) b ON b.period = v.period"
+            f") w GROUP BY 1)",
+            [],
+        )
+    )
+    return ctes
 
 
 def crowd_medians_from_histograms(*, filters: dict, interval: str) -> dict | None:
@@ -170,26 +230,35 @@ def crowd_medians_from_histograms(*, filters: dict, interval: str) -> dict | Non
     if low is not None and high is not None and low > high:
         return {}
     whole, first, last, partial = split_months(low, high)
-    suffix = "" if countries else "_all"
-    queries = {
-        side: _side_sql(
-            column,
-            f"tracker_crowd_{side}{suffix}",
-            interval,
-            countries,
-            whole,
-            first,
-            last,
-            partial,
+    ctes: list[tuple[str, list]] = []
+    if partial:
+        # The events of the partial months' days, read once for both estimates.
+        ranges = " OR ".join("(e.date >= %s AND e.date <= %s)" for _ in partial)
+        params = [interval, *(day for bounds in partial for day in bounds)]
+        place = ""
+        if countries:
+            place = " AND e.country = ANY(%s)"
+            params.append(countries)
+        ctes.append(
+            (
+                "crowd_partial AS MATERIALIZED (SELECT "
+                "date_trunc(%s, e.date::timestamp)::date AS period, "
+                f"{', '.join(f'e.{column} AS {side}' for side, column in SIDES.items())}, "
+                "count(*)::int AS events FROM tracker_event e WHERE e.status = 'published' "
+                "AND (e.participants_low IS NOT NULL OR e.participants_high IS NOT NULL) "
+                f"AND ({ranges}){place} GROUP BY 1, 2, 3)",
+                params,
+            )
         )
-        for side, column in SIDES.items()
-    }
+    for side in SIDES:
+        ctes += _side_ctes(side, interval, countries, whole, first, last, partial)
     sql = (
-        f"SELECT coalesce(l.period, h.period), l.median, h.median "
-        f"FROM ({queries['low'][0]}) l FULL JOIN ({queries['high'][0]}) h ON l.period = h.period"
+        f"WITH {', '.join(text for text, _ in ctes)} "
+        "SELECT coalesce(l.period, h.period), l.median, h.median "
+        "FROM low_median l FULL JOIN high_median h ON l.period = h.period"
     )
     with connection.cursor() as cursor:
-        cursor.execute(sql, [*queries["low"][1], *queries["high"][1]])
+        cursor.execute(sql, [param for _, params in ctes for param in params])
         return {
             period: {"median_low": low_median, "median_high": high_median}
             for period, low_median, high_median in cursor.fetchall()

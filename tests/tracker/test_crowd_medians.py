@@ -21,11 +21,12 @@ from tracker.selectors import crowd_medians
 pytestmark = pytest.mark.django_db
 
 INTERVALS = ("year", "quarter", "month")
+# table -> (column of tracker_event, by country?, per value (else per bucket)?)
 TABLES = {
-    "tracker_crowd_low": ("participants_low", True),
-    "tracker_crowd_high": ("participants_high", True),
-    "tracker_crowd_low_all": ("participants_low", False),
-    "tracker_crowd_high_all": ("participants_high", False),
+    f"tracker_crowd_{side}{bucket}{place}": (column, place == "", bucket == "")
+    for side, column in (("low", "participants_low"), ("high", "participants_high"))
+    for bucket in ("", "_bucket")
+    for place in ("", "_all")
 }
 GRID = [
     {},
@@ -86,15 +87,35 @@ def cells(table: str) -> list[tuple]:
 
 
 def recomputed(table: str) -> list[tuple]:
-    column, by_country = TABLES[table]
-    keys = "date_trunc('month', date::timestamp)::date" + (", country" if by_country else "")
+    """The cells of `table` by a GROUP BY of the published events."""
+    column, by_country, by_value = TABLES[table]
+    keys = ["date_trunc('month', date::timestamp)::date"]
+    if by_country:
+        keys.append("country")
+    if by_value:
+        keys.append(column)
+    keys.append(f"tracker_crowd_bucket({column})")
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT {keys}, {column}, count(*)::int FROM tracker_event "
+            f"SELECT {', '.join(keys)}, count(*)::int FROM tracker_event "
             f"WHERE status = 'published' AND {column} IS NOT NULL "
-            f"GROUP BY {keys}, {column} ORDER BY 1, 2, 3"
+            f"GROUP BY {', '.join(keys)} ORDER BY 1, 2, 3"
         )
         return cursor.fetchall()
+
+
+def test_buckets_keep_the_order_of_values():
+    """The reader skips whole buckets, so a bucket must never hold a value below one of
+    an earlier bucket."""
+    values = [*range(0, 70000), 2**20 - 1, 2**20, 2**20 + 1, 2**31 - 2, 2**31 - 1]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT v, tracker_crowd_bucket(v) FROM unnest(%s::int[]) v ORDER BY v", [values]
+        )
+        buckets = [bucket for _, bucket in cursor.fetchall()]
+    assert buckets == sorted(buckets)
+    assert buckets[:16] == list(range(16))  # small values are exact
+    assert len(set(buckets)) < 200
 
 
 def check_all() -> int:

@@ -8,78 +8,115 @@ A median is not a sum of cells' medians, but it is a function of the histogram: 
 events reported each value. The histograms of months (and countries) add up, so the
 median of any set of whole months and countries is exact from these cells.
 
+Two levels, so that a reader does not walk every value of every month: the bucket
+tables count the events per bucket of values (tracker_crowd_bucket(): the value itself
+below 16, then 8 buckets an octave; non-decreasing in the value), which finds the one or
+two buckets that hold the middle positions of a period; only those buckets' values are
+then read from the value tables (their `bucket` column and index).
+
 Tables (cell key -> cells at the 1,000,000 benchmark events, 5 countries, 84 months):
-  tracker_crowd_low        month, country, value      78 k   (participants_low)
-  tracker_crowd_high       month, country, value     146 k   (participants_high)
-  tracker_crowd_low_all    month, value               16 k   (every country: the
-  tracker_crowd_high_all   month, value               40 k    unfiltered dashboard)
-`events` is how many published events of the cell reported that value; an event without
-the estimate (NULL) is in no cell of that side. Cells with no events are deleted.
-Region and city variants would hold 184 k / 440 k cells for the low side alone, more
-than the events of most filters by place; those filters read the events.
+  tracker_crowd_low               country, month, value    78 k  (bucket column, index)
+  tracker_crowd_high              country, month, value   146 k
+  tracker_crowd_low_all           month, value             16 k  (every country)
+  tracker_crowd_high_all          month, value             40 k
+  tracker_crowd_low_bucket        country, month, bucket   17 k
+  tracker_crowd_high_bucket       country, month, bucket   15 k
+  tracker_crowd_low_bucket_all    month, bucket           3.4 k
+  tracker_crowd_high_bucket_all   month, bucket           3.7 k
+`events` is how many published events of the cell reported that value (or a value of
+that bucket); an event without the estimate (NULL) is in no cell of that side. Cells with
+no events are deleted. Region and city variants would hold 184 k / 440 k value cells for
+the low side alone; those filters read the events.
 """
 
 from django.db import migrations
 
 SIDES = {"low": "participants_low", "high": "participants_high"}
-# (table, column of tracker_event, key columns with their types)
-TABLES = {
-    **{
-        f"tracker_crowd_{side}": (
-            column,
-            (
-                ("month", "date NOT NULL"),
-                ("country", "varchar(2) NOT NULL"),
-                ("value", "integer NOT NULL"),
-            ),
-        )
-        for side, column in SIDES.items()
-    },
-    **{
-        f"tracker_crowd_{side}_all": (
-            column,
-            (("month", "date NOT NULL"), ("value", "integer NOT NULL")),
-        )
-        for side, column in SIDES.items()
-    },
-}
+MONTH = ("month", "date NOT NULL")
+COUNTRY = ("country", "varchar(2) NOT NULL")
+VALUE = ("value", "integer NOT NULL")
+BUCKET = ("bucket", "integer NOT NULL")
+# table -> (side, columns with their types, the cell key, the readers' index or None)
+TABLES = {}
+for _side in SIDES:
+    TABLES[f"tracker_crowd_{_side}"] = (
+        _side,
+        (MONTH, COUNTRY, VALUE, BUCKET),
+        ("country", "month", "value"),
+        "(bucket, country, month)",
+    )
+    TABLES[f"tracker_crowd_{_side}_all"] = (
+        _side,
+        (MONTH, VALUE, BUCKET),
+        ("month", "value"),
+        "(bucket, month)",
+    )
+    TABLES[f"tracker_crowd_{_side}_bucket"] = (
+        _side,
+        (MONTH, COUNTRY, BUCKET),
+        ("country", "month", "bucket"),
+        None,
+    )
+    TABLES[f"tracker_crowd_{_side}_bucket_all"] = (
+        _side,
+        (MONTH, BUCKET),
+        ("month", "bucket"),
+        None,
+    )
+
+# The bucket of a value: the value itself below 16, above it the power of two and the next
+# three bits (8 buckets an octave: 100 and 103 share one, 96..103). Non-decreasing in the
+# value, so the events of a bucket are all above those of the buckets before it.
+BUCKET_FUNCTION = """
+CREATE FUNCTION tracker_crowd_bucket(v integer) RETURNS integer
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$
+    SELECT CASE WHEN v < 16 THEN v
+                ELSE (32 - position(B'1' IN v::bit(32))) * 8
+                     + ((v >> (29 - position(B'1' IN v::bit(32)))) & 7)
+           END
+$$"""
 
 
-def _create(table: str, keys) -> list[str]:
-    key_names = ", ".join(name for name, _ in keys)
-    columns = ",\n    ".join(f"{name} {kind}" for name, kind in keys)
-    return [
+def _create(table: str, columns, key, read) -> list[str]:
+    definitions = ",\n    ".join(f"{name} {kind}" for name, kind in columns)
+    statements = [
         # Room on each page for the new version of an updated cell (a HOT update: no index
         # covers `events`).
-        f"CREATE TABLE {table} (\n    {columns},\n    events integer NOT NULL\n) "
-        f"WITH (fillfactor = 80)",
+        f"CREATE TABLE {table} (\n    {definitions},\n    events integer NOT NULL\n) "
+        "WITH (fillfactor = 80)",
         # The upserts' conflict target, and the readers' order (month, [country,] value).
-        f"CREATE UNIQUE INDEX {table}_cell ON {table} ({key_names})",
+        f"CREATE UNIQUE INDEX {table}_cell ON {table} ({', '.join(key)})",
     ]
+    if read:
+        statements.append(f"CREATE INDEX {table}_read ON {table} {read}")
+    return statements
 
 
-def _delta(column: str, keys) -> str:
-    """The signed change of each cell (keys) of the histogram of `column`, from `src`."""
-    names = [name for name, _ in keys]
-    select = ", ".join(f"s.{column} AS value" if name == "value" else f"s.{name}" for name in names)
+def _delta(side: str, columns) -> str:
+    """The signed change of each cell of a histogram of `side`, from the rows of `src`."""
+    names = [name for name, _ in columns]
+    expressions = {"value": f"s.{side} AS value", "bucket": f"s.{side}_bucket AS bucket"}
+    select = ", ".join(expressions.get(name, f"s.{name}") for name in names)
     numbers = ", ".join(str(number) for number in range(1, len(names) + 1))
     return (
         f"SELECT {select}, sum(s.sign)::int AS events FROM src s "
-        f"WHERE s.{column} IS NOT NULL GROUP BY {numbers}"
+        f"WHERE s.{side} IS NOT NULL GROUP BY {numbers}"
     )
 
 
-def _upsert(table: str, column: str, keys) -> str:
-    key_names = ", ".join(name for name, _ in keys)
+def _upsert(table: str) -> str:
+    side, columns, key, _ = TABLES[table]
+    names = ", ".join(name for name, _ in columns)
+    key_names = ", ".join(key)
     return (
-        f"INSERT INTO {table} ({key_names}, events)\n"
-        f"    SELECT {key_names}, events FROM ({_delta(column, keys)}) d\n"
+        f"INSERT INTO {table} ({names}, events)\n"
+        f"    SELECT {names}, events FROM ({_delta(side, columns)}) d\n"
         # Deltas that cancel out (an edit of the title, a re-save) write nothing; the rest
         # in key order, so that two writers lock shared cells in one order.
-        f"    WHERE events <> 0\n"
+        "    WHERE events <> 0\n"
         f"    ORDER BY {key_names}\n"
         f"    ON CONFLICT ({key_names}) DO UPDATE SET events = {table}.events + excluded.events\n"
-        f"    RETURNING ctid, events"
+        "    RETURNING ctid, events"
     )
 
 
@@ -87,15 +124,19 @@ def _apply(source: str) -> str:
     """PL/pgSQL: add the signed rows of `source` (sign, and tracker_event's columns) to
     every histogram, in one statement (the transition table is read once), then delete
     the cells brought to zero by TID."""
+    sides = ", ".join(
+        f"s.{column} AS {side}, tracker_crowd_bucket(s.{column}) AS {side}_bucket"
+        for side, column in SIDES.items()
+    )
     source_rows = (
-        "SELECT s.sign, date_trunc('month', s.date::timestamp)::date AS month, s.country, "
-        f"s.participants_low, s.participants_high FROM ({source}) s "
+        f"SELECT s.sign, date_trunc('month', s.date::timestamp)::date AS month, s.country, "
+        f"{sides} FROM ({source}) s "
         "WHERE s.participants_low IS NOT NULL OR s.participants_high IS NOT NULL"
     )
     names = {table: f"u{number}" for number, table in enumerate(TABLES)}
     ctes = [f"src AS MATERIALIZED ({source_rows})"]
-    for table, (column, keys) in TABLES.items():
-        ctes.append(f"{names[table]} AS ({_upsert(table, column, keys)})")
+    for table in TABLES:
+        ctes.append(f"{names[table]} AS ({_upsert(table)})")
     collect = ", ".join(
         f"(SELECT array_agg(ctid) FROM {names[table]} WHERE events = 0)" for table in TABLES
     )
@@ -155,27 +196,27 @@ TRIGGERS = [
     "FOR EACH STATEMENT EXECUTE FUNCTION tracker_crowd_on_truncate()",
 ]
 
-# The backfill, with tracker_event locked against writes so that no event is missed or
-# counted twice; the cells in key order. The all-country cells are sums of the others.
+# The backfill: the same statements over today's events, in a DO block (its variables),
+# with tracker_event locked against writes so that no event is missed or counted twice.
 BACKFILL = [
     "LOCK TABLE tracker_event IN SHARE MODE",
-    *(
-        f"INSERT INTO tracker_crowd_{side} (month, country, value, events) "
-        f"SELECT date_trunc('month', e.date::timestamp)::date, e.country, e.{column}, count(*) "
-        f"FROM tracker_event e WHERE e.status = 'published' AND e.{column} IS NOT NULL "
-        f"GROUP BY 1, 2, 3 ORDER BY 1, 2, 3"
-        for side, column in SIDES.items()
-    ),
-    *(
-        f"INSERT INTO tracker_crowd_{side}_all (month, value, events) "
-        f"SELECT month, value, sum(events) FROM tracker_crowd_{side} GROUP BY 1, 2 ORDER BY 1, 2"
-        for side in SIDES
-    ),
+    f"""DO $$
+DECLARE
+    {_VARIABLES}
+BEGIN
+    {_apply("SELECT 1 AS sign, e.* FROM tracker_event e WHERE e.status = 'published'")};
+END;
+$$""",
     *(f"ANALYZE {table}" for table in TABLES),
 ]
 
 FORWARD = [
-    *(statement for table, (_, keys) in TABLES.items() for statement in _create(table, keys)),
+    BUCKET_FUNCTION,
+    *(
+        statement
+        for table, (_, columns, key, read) in TABLES.items()
+        for statement in _create(table, columns, key, read)
+    ),
     *(_function(name, source) for name, source in FUNCTIONS.items()),
     TRUNCATE_FUNCTION,
     *TRIGGERS,
@@ -188,6 +229,7 @@ BACKWARD = [
     "DROP TRIGGER IF EXISTS tracker_crowd_truncate ON tracker_event",
     *(f"DROP FUNCTION IF EXISTS {name}()" for name in (*FUNCTIONS, "tracker_crowd_on_truncate")),
     *(f"DROP TABLE IF EXISTS {table}" for table in TABLES),
+    "DROP FUNCTION IF EXISTS tracker_crowd_bucket(integer)",
 ]
 
 
