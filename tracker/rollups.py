@@ -43,7 +43,7 @@ import calendar
 import datetime as dt
 from collections.abc import Iterable
 
-from django.db import connection
+from django.db import connection, transaction
 
 INTERVALS = ("year", "quarter", "month")
 GROUPS = (None, "grievance", "police_response", "city", "country", "admin1")
@@ -175,8 +175,15 @@ def _place_conditions(query: _Query, alias: str, countries, regions, cities) -> 
         query.add(f"{alias}.city_id = ANY(%s)", cities)
 
 
-def _fetch(sql: str, params: list) -> list[tuple]:
-    with connection.cursor() as cursor:
+def _fetch(sql: str, params: list, work_mem: str | None = None) -> list[tuple]:
+    """The rows of `sql`; with `work_mem`, that much memory for its sorts and hash tables
+    (transaction-local, so to the end of the caller's transaction if there is one)."""
+    if work_mem is None:
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            return cursor.fetchall()
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SELECT set_config('work_mem', %s, true)", [work_mem])
         cursor.execute(sql, params)
         return cursor.fetchall()
 
@@ -249,7 +256,9 @@ def rollup_counts(*, filters: dict, interval: str, by: str | None) -> list[dict]
     keys = ("period", "group", *MEASURES) if grouped else ("period", *MEASURES)
     if whole:
         sql, params = plan(interval, first_full, last_full)
-        rows = _fetch(sql, params)
+        # A by-slug read over a broad set filter sorts or hashes 100 k cells: 4 MB (the
+        # default) spills them to disk.
+        rows = _fetch(sql, params, work_mem="32MB" if getattr(plan, "by_slug", False) else None)
         if not partial:  # in order already, and every cell has events
             return [dict(zip(keys, row, strict=True)) for row in rows]
         merge(_rows_to_dicts(rows, grouped))
@@ -394,19 +403,19 @@ def _plan(by, countries, regions, cities, grievances, responses):
         query.add(where, *params)
         _place_conditions(query, "r", countries, regions, cities)
         months(query, first, last)
-        # Summed per month and set first (a few hundred sets), then each set's sums go to
-        # every slug whose bit it has.
+        # Summed per period and set first (a few hundred sets: a small hash table), then
+        # each set's sums go to every slug whose bit it has.
         text = (
-            f"SELECT date_trunc(%s, m.month::timestamp)::date AS period, b.slug, "  # noqa: S608
-            f"{_sums(alias='m')} FROM ("
-            f"SELECT r.month, r.{column} AS mask, {_sums()} FROM {table} r "
-            f"WHERE {query.sql()} GROUP BY 1, 2) m "
+            f"SELECT m.period, b.slug, {_sums(alias='m')} FROM ("  # noqa: S608
+            f"SELECT date_trunc(%s, r.month::timestamp)::date AS period, r.{column} AS mask, "
+            f"{_sums()} FROM {table} r WHERE {query.sql()} GROUP BY 1, 2) m "
             f"JOIN unnest(%s::integer[], %s::varchar[]) AS b(bit, slug) ON m.mask & b.bit <> 0 "
             f'GROUP BY 1, 2 ORDER BY 1, b.slug COLLATE "C"'
         )
         bit_values = [1 << number for number in range(len(bits))]
         return text, [interval, *query.params, bit_values, list(bits)]
 
+    by_slug.by_slug = True
     return by_slug
 
 
