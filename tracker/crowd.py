@@ -229,7 +229,10 @@ def crowd_medians_from_histograms(*, filters: dict, interval: str) -> dict | Non
     low, high = _days(filters)
     if low is not None and high is not None and low > high:
         return {}
-    whole, first, last, partial = split_months(low, high)
+    try:
+        whole, first, last, partial = split_months(low, high)
+    except OverflowError:  # a bound in December 9999 or January of year 1: the events
+        return None
     ctes: list[tuple[str, list]] = []
     if partial:
         # The events of the partial months' days, read once for both estimates.

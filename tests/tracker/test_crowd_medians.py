@@ -210,6 +210,23 @@ def test_which_cases_are_answered():
     assert crowd_medians_from_histograms(filters={"q": "pensions"}, interval="month") is None
     assert crowd_medians_from_histograms(filters={"city": [1]}, interval="year") is None
     assert crowd_medians_from_histograms(filters={"grievance": ["labor"]}, interval="year") is None
+    # Month arithmetic past the calendar's ends is left to the events, not a 500.
+    assert (
+        crowd_medians_from_histograms(
+            filters={"date_after": dt.date(9999, 12, 15)}, interval="year"
+        )
+        is None
+    )
+    assert (
+        crowd_medians_from_histograms(filters={"date_before": dt.date(1, 1, 15)}, interval="year")
+        is None
+    )
+    assert (
+        crowd_medians_from_histograms(
+            filters={"date_before": dt.date(9999, 12, 31)}, interval="year"
+        )
+        is not None
+    )
     empty = {"date_after": dt.date(2021, 1, 1), "date_before": dt.date(2020, 1, 1)}
     assert crowd_medians_from_histograms(filters=empty, interval="year") == {}
 
