@@ -202,6 +202,28 @@ def axis_periods(*, filters: dict, interval: str) -> list[dt.date]:
     return periods_between(first, last, interval)
 
 
+def within_data(filters: dict) -> dict | None:
+    """`filters` with a date bound that lies beyond the months holding published events
+    dropped (it selects nothing more or less), so that month arithmetic near year 1 or 9999
+    never overflows; None when the date range holds no published event at all."""
+    after, before = filters.get("date_after"), filters.get("date_before")
+    if after is None and before is None:
+        return filters
+    bounds = published_date_range()
+    if bounds is None:
+        return None
+    first = period_start(bounds[0], TrendInterval.MONTH)
+    last = period_after(period_start(bounds[1], TrendInterval.MONTH), TrendInterval.MONTH)
+    if (after is not None and after >= last) or (before is not None and before < first):
+        return None
+    filters = dict(filters)
+    if after is not None and after <= first:
+        filters["date_after"] = None
+    if before is not None and before >= last:
+        filters["date_before"] = None
+    return filters
+
+
 def check_interval(*, filters: dict, interval: str) -> None:
     """Raise IntervalTooLong for weeks over more than a year."""
     if interval != TrendInterval.WEEK:
@@ -231,7 +253,10 @@ def event_counts(*, filterset, interval: str = TrendInterval.YEAR, by: str | Non
         raise ValueError(f"by must be one of {TrendGroup.CHOICES}")
     from tracker.rollups import rollup_counts
 
-    rows = rollup_counts(filters=filterset.form.cleaned_data, interval=interval, by=by)
+    filters = within_data(filterset.form.cleaned_data)
+    if filters is None:
+        return []
+    rows = rollup_counts(filters=filters, interval=interval, by=by)
     if rows is None:
         rows = event_counts_raw(queryset=filterset.qs, interval=interval, by=by)
     return rows
@@ -316,7 +341,10 @@ def crowd_medians(*, filterset, interval: str) -> dict[dt.date, dict[str, float 
     pass over the filtered events."""
     from tracker.crowd import crowd_medians_from_histograms
 
-    found = crowd_medians_from_histograms(filters=filterset.form.cleaned_data, interval=interval)
+    filters = within_data(filterset.form.cleaned_data)
+    if filters is None:
+        return {}
+    found = crowd_medians_from_histograms(filters=filters, interval=interval)
     if found is not None:
         return found
     try:
