@@ -16,7 +16,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from django.http import Http404, HttpResponse
+from django.http import Http404, HttpResponse, QueryDict
 from django.shortcuts import render
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -24,6 +24,7 @@ from django.views.decorators.http import require_safe
 
 from pages.forms import page_filters
 from tracker import csv_safety, taxonomy
+from tracker.query import EventFilterSet
 from tracker.selectors import (
     COUNT_METRICS,
     IntervalTooLong,
@@ -190,6 +191,25 @@ def _compared_keys(kind: str, filters: dict, rows: list[dict]) -> list[Any]:
         spelled = {str(key).lower(): key for key in totals if key}
         return [spelled.get(name.lower(), name) for name in chosen]
     return list(chosen)
+
+
+def _narrowed(filterset, kind: str, keys: list[Any]):
+    """`filterset` with its city, admin1 or country filter set to `keys`: the same events
+    of those places (the keys came from counts under the same filters)."""
+    data = QueryDict(mutable=True)
+    for name, value in (filterset.data or {}).items():
+        if name != kind:
+            data.setlist(
+                name,
+                filterset.data.getlist(name) if hasattr(filterset.data, "getlist") else [value],
+            )
+    data.setlist(kind, [str(key) for key in keys])
+    narrowed = EventFilterSet(
+        data=data, queryset=filterset.queryset, extra_params=filterset.extra_params
+    )
+    if not narrowed.is_valid():  # the keys are the tracker's own: a bug, not bad input
+        raise ValueError(narrowed.errors)
+    return narrowed
 
 
 def dashboard_charts(
@@ -461,22 +481,30 @@ def dashboard_charts(
         _("People"),
     )
 
-    # Places: one call per kind at the page's interval, summed for the top lists and
-    # reused by the comparison.
-    city_rows = event_counts(filterset=filterset, interval=interval, by=TrendGroup.CITY)
-    region_rows = event_counts(filterset=filterset, interval=interval, by=TrendGroup.ADMIN1)
+    # Places: the top lists sum yearly counts (a few thousand rows at a million events,
+    # where per-month counts of every city are tens of thousands); the comparison then
+    # counts only the compared places at the page's interval.
+    yearly = TrendInterval.YEAR
+    city_rows = event_counts(filterset=filterset, interval=yearly, by=TrendGroup.CITY)
+    region_rows = event_counts(filterset=filterset, interval=yearly, by=TrendGroup.ADMIN1)
     per_city = {k: n for k, n in _sum_by_group(city_rows).items() if k is not None}
     top_cities = _top(per_city, TOP_CITIES)
     per_region = _sum_by_group(region_rows)
     top_regions = _top(per_region, TOP_REGIONS)
-    compare_rows = {TrendGroup.CITY: city_rows, TrendGroup.ADMIN1: region_rows}
+    yearly_rows = {TrendGroup.CITY: city_rows, TrendGroup.ADMIN1: region_rows}
+    compare_rows: dict[str, list[dict]] = {}
     compared: list[Any] = []
     if compare:
-        rows = compare_rows.get(compare)
+        rows = yearly_rows.get(compare)
         if rows is None:
-            rows = event_counts(filterset=filterset, interval=interval, by=compare)
-        compare_rows[compare] = rows
+            rows = event_counts(filterset=filterset, interval=yearly, by=compare)
         compared = _compared_keys(compare, filters, rows)
+        if interval == yearly or not compared:
+            compare_rows[compare] = rows
+        else:
+            compare_rows[compare] = event_counts(
+                filterset=_narrowed(filterset, compare, compared), interval=interval, by=compare
+            )
     cities = city_names(set(top_cities) | (set(compared) if compare == TrendGroup.CITY else set()))
     charts["cities"] = Chart(
         key="cities",

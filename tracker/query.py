@@ -222,11 +222,13 @@ class CityField(ListField):
     what = "city"
 
     def clean_items(self, items):
+        # Not str.isdigit(): it is true for "²", which int() refuses.
+        numbers = [int(v) for v in items if ASCII_ID_RE.fullmatch(v) and len(v) <= 18]
+        known = set(city_lookup_by_id(numbers)) if numbers else set()  # one query for all ids
         ids: list[int] = []
         for value in items:
-            # Not str.isdigit(): it is true for "²", which int() refuses.
             if ASCII_ID_RE.fullmatch(value):
-                found = list(city_lookup_by_id(int(value))) if len(value) <= 18 else []
+                found = [int(value)] if len(value) <= 18 and int(value) in known else []
             else:
                 found = list(city_lookup(value).values_list("id", flat=True))
             if not found:
@@ -258,10 +260,10 @@ class OrganizerListField(ListField):
         super().__init__(*args, **kwargs)
 
 
-def city_lookup_by_id(city_id: int):
+def city_lookup_by_id(city_ids: list[int]):
     from tracker.models import City
 
-    return City.objects.filter(pk=city_id).values_list("id", flat=True)
+    return City.objects.filter(pk__in=city_ids).values_list("id", flat=True)
 
 
 class MomentField(IsoDateTimeField):
