@@ -371,7 +371,10 @@ def crowd_medians(*, filterset, interval: str) -> dict[dt.date, dict[str, float 
 
 
 def city_names(ids) -> dict[int, City]:
-    return City.objects.in_bulk([pk for pk in ids if pk is not None])
+    """The cities of `ids` (repeats and None allowed), with their names only."""
+    wanted = {pk for pk in ids if pk is not None}
+    cities = City.objects.filter(pk__in=wanted).only("id", "name", "name_ru", "name_kk")
+    return {city.pk: city for city in cities}
 
 
 def _plain(value):
