@@ -371,9 +371,11 @@ def crowd_medians(*, filterset, interval: str) -> dict[dt.date, dict[str, float 
 
 
 def city_names(ids) -> dict[int, City]:
-    """The cities of `ids` (repeats and None allowed), with their names only."""
+    """The cities of `ids` (repeats and None allowed): names and population, no geometry."""
     wanted = {pk for pk in ids if pk is not None}
-    cities = City.objects.filter(pk__in=wanted).only("id", "name", "name_ru", "name_kk")
+    cities = City.objects.filter(pk__in=wanted).only(
+        "id", "name", "name_ru", "name_kk", "country", "population"
+    )
     return {city.pk: city for city in cities}
 
 
