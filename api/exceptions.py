@@ -16,13 +16,13 @@ from django.db import IntegrityError
 from django.http import Http404, JsonResponse
 from django.views import defaults
 from rest_framework import exceptions, status
-from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.serializers import as_serializer_error
 from rest_framework.views import exception_handler as drf_exception_handler
 from rest_framework.views import set_rollback
 
 from api.parsers import RequestTooLarge
+from api.renderers import JSONRenderer
 from tracker.outage import RETRY_AFTER_SECONDS, is_outage, log_outage, outage_detail
 
 logger = logging.getLogger("api")

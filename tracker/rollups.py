@@ -222,7 +222,14 @@ def rollup_counts(*, filters: dict, interval: str, by: str | None) -> list[dict]
     if low is not None and high is not None and low > high:
         return []
 
-    plan = _plan(by, countries, regions, cities, grievances, responses)
+    # Whole years per year: the year cells of migration 0011, where the plan reads a table
+    # that has them (the place and region-term cells).
+    yearly = (
+        interval == "year"
+        and (low is None or (low.month, low.day) == (1, 1))
+        and (high is None or (high.month, high.day) == (12, 31))
+    )
+    plan = _plan(by, countries, regions, cities, grievances, responses, yearly=yearly)
     if plan is None:
         return None
     grouped = by is not None
@@ -287,39 +294,48 @@ def _sums(weight: str = "", alias: str = "r") -> str:
     return ", ".join(f"sum({alias}.{measure}{weight})::bigint AS {measure}" for measure in MEASURES)
 
 
-def _plan(by, countries, regions, cities, grievances, responses):
+def _plan(by, countries, regions, cities, grievances, responses, *, yearly=False):
     """A function (interval, first month, last month) -> (sql, params) over the one rollup
-    table that answers this filter exactly, or None."""
+    table that answers this filter exactly, or None. With `yearly` (interval=year over
+    whole years) the place and region-term cells are read from their year tables."""
+    year_tables = {
+        "tracker_rollup_place": "tracker_rollup_place_year",
+        "tracker_rollup_term_region": "tracker_rollup_term_region_year",
+    }
     place_group = {"city": "r.city_id", "country": "r.country", "admin1": "r.admin1"}
 
-    def months(query: _Query, first, last) -> None:
+    def months(query: _Query, first, last, column="month") -> None:
         if first is not None:
-            query.add("r.month >= %s", first)
+            query.add(f"r.{column} >= %s", first)
         if last is not None:
-            query.add("r.month <= %s", last)
+            query.add(f"r.{column} <= %s", last)
 
     def build(table, where, params, group, weight="", join=""):
+        period = "month"
+        if yearly and table in year_tables:
+            table, period = year_tables[table], "year"
+
         def sql(interval, first, last):
             query = _Query()
             if where:
                 query.add(where, *params)
             _place_conditions(query, "r", countries, regions, cities)
-            months(query, first, last)
+            months(query, first, last, period)
             group_select = f", {group} AS grp" if group else ""
             # Summed per month first, the few month rows then per period: date_trunc once
             # a month instead of once a cell.
             if group == "r.city_id":  # hundreds of cities: summing per month gains nothing
                 text = (
-                    f"SELECT date_trunc(%s, r.month::timestamp)::date AS period, "  # noqa: S608
+                    f"SELECT date_trunc(%s, r.{period}::timestamp)::date AS period, "  # noqa: S608
                     f"r.city_id, {_sums(weight)} FROM {table} r {join} "
                     f"WHERE {query.sql()} GROUP BY 1, 2 ORDER BY 1, 2"
                 )
                 return text, [interval, *query.params]
             text_order = ', m.grp COLLATE "C"' if group else ""
             text = (
-                f"SELECT date_trunc(%s, m.month::timestamp)::date AS period"  # noqa: S608
+                f"SELECT date_trunc(%s, m.{period}::timestamp)::date AS period"  # noqa: S608
                 f"{', m.grp' if group else ''}, {_sums(alias='m')} FROM ("
-                f"SELECT r.month{group_select}, {_sums(weight)} "
+                f"SELECT r.{period}{group_select}, {_sums(weight)} "
                 f"FROM {table} r {join} WHERE {query.sql()} "
                 f"GROUP BY 1{', 2' if group else ''}"
                 f") m GROUP BY 1{', 2' if group else ''} "

@@ -16,7 +16,6 @@ from rest_framework.exceptions import NotFound, ParseError, ValidationError
 from rest_framework.filters import OrderingFilter
 from rest_framework.generics import ListAPIView
 from rest_framework.permissions import IsAuthenticated
-from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 
 from api.exceptions import Conflict, PreconditionFailed
@@ -24,7 +23,7 @@ from api.filtering import EventFilterBackend
 from api.pagination import EventCursorPagination
 from api.parsers import LimitedJSONParser
 from api.permissions import CanReadHistory, EventAccess, IsModerator
-from api.renderers import CSVRenderer, GeoJSONRenderer
+from api.renderers import CSVRenderer, GeoJSONRenderer, JSONRenderer
 from api.schema import EventDetailSerializer
 from api.serializers.events import (
     EventConflictErrorSerializer,

@@ -21,7 +21,7 @@ from tracker.selectors import (
     TrendGroup,
     axis_periods,
     check_interval,
-    city_names,
+    city_names_by_id,
     event_counts,
     period_label,
 )
@@ -68,15 +68,15 @@ class TrendsView(GenericAPIView):
             zero = dict.fromkeys(COUNT_METRICS, 0)
             periods = sorted(set(axis_periods(filters=filters, interval=interval)) | set(found))
             rows = [found.get(period, {"period": period, **zero}) for period in periods]
-        names = city_names(row["group"] for row in rows) if by == TrendGroup.CITY else {}
-        results = []
-        for row in rows:
-            item = {"period": period_label(row["period"], interval)}
-            if by is not None:
-                group = row["group"]
-                item["group"] = names[group].name if by == TrendGroup.CITY and group else group
-            item.update((metric, row[metric]) for metric in COUNT_METRICS)
-            results.append(item)
+        names = city_names_by_id(row["group"] for row in rows) if by == TrendGroup.CITY else {}
+        labels = {period: period_label(period, interval) for period in {r["period"] for r in rows}}
+        # Each row as it came (period, [group,] COUNT_METRICS), with the period's label and
+        # a city's name: a by=city answer has thousands of rows.
+        results = [{**row, "period": labels[row["period"]]} for row in rows]
+        if by == TrendGroup.CITY:
+            for item in results:
+                if item["group"] is not None:
+                    item["group"] = names[item["group"]]
         if by is not None:
             results.sort(key=lambda r: (r["period"], r["group"] is None, str(r["group"])))
         return Response({"interval": interval, "by": by, "results": results})

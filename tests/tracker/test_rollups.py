@@ -24,6 +24,8 @@ pytestmark = pytest.mark.django_db
 
 TABLES = (
     "tracker_rollup_place",
+    "tracker_rollup_place_year",
+    "tracker_rollup_term_region_year",
     "tracker_rollup_term",
     "tracker_rollup_term_region",
     "tracker_rollup_gset",
