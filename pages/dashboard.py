@@ -134,6 +134,7 @@ class Chart:
         partial_title = escape(_("not over yet"))
         thin_title = escape(_("fewer than %(n)s events") % {"n": MIN_EVENTS_FOR_SHARE})
         keys = [escape(s.key) for s in self.series]
+        separator = escape(formats.get_format("DECIMAL_SEPARATOR"))
         lines = []
         for i, row in enumerate(self.rows):
             label = escape(row)
@@ -144,7 +145,7 @@ class Chart:
             if thin:
                 head += f'<span title="{thin_title}">†</span>'
             cells = "".join(
-                f'<td data-key="{key}">{_cell(s.values[i])}</td>'
+                f'<td data-key="{key}">{_cell(s.values[i], separator)}</td>'
                 for key, s in zip(keys, self.series, strict=True)
             )
             lines.append(
@@ -183,12 +184,16 @@ class Chart:
         }
 
 
-def _cell(value) -> str:
-    """A table cell's text: "—" for no value, numbers localized as a template would."""
+def _cell(value, decimal_separator: str) -> str:
+    """A table cell's text: "—" for no value, numbers localized as `{{ value }}` in a
+    template (the settings use no thousand separator): an int as it is, a float with the
+    language's decimal separator."""
     if value is None:
         return "—"
     if isinstance(value, int) and not isinstance(value, bool):
-        return str(value)  # what number_format gives an int without thousand separators
+        return str(value)
+    if isinstance(value, float) and "e" not in (text := repr(value)):
+        return text.replace(".", decimal_separator)
     return escape(formats.localize(value))
 
 

@@ -300,8 +300,32 @@ def _plan(by, countries, regions, cities, grievances, responses, *, yearly=False
     whole years) the place and region-term cells are read from their year tables."""
     year_tables = {
         "tracker_rollup_place": "tracker_rollup_place_year",
+        "tracker_rollup_term": "tracker_rollup_term_year",
         "tracker_rollup_term_region": "tracker_rollup_term_region_year",
+        "tracker_rollup_gset": "tracker_rollup_gset_year",
+        "tracker_rollup_rset": "tracker_rollup_rset_year",
+        # Without a country filter or grouping, the cells over every country: a third.
+        "tracker_rollup_grset": "tracker_rollup_grset_year"
+        if countries or by == "country"
+        else "tracker_rollup_grset_all_year",
     }
+
+    # Months without a region or city (filter or grouping): the cells by country alone.
+    country_tables = {
+        "tracker_rollup_place": "tracker_rollup_place_country",
+        "tracker_rollup_term_region": "tracker_rollup_term_country",
+    }
+    by_country_only = not regions and not cities and by not in ("admin1", "city")
+
+    def period_table(table: str) -> tuple[str, str]:
+        """The coarsest table that answers for `table` (migration 0011's year and country
+        cells), and its period column."""
+        if yearly and table in year_tables:
+            return year_tables[table], "year"
+        if by_country_only and table in country_tables:
+            return country_tables[table], "month"
+        return table, "month"
+
     place_group = {"city": "r.city_id", "country": "r.country", "admin1": "r.admin1"}
 
     def months(query: _Query, first, last, column="month") -> None:
@@ -311,9 +335,7 @@ def _plan(by, countries, regions, cities, grievances, responses, *, yearly=False
             query.add(f"r.{column} <= %s", last)
 
     def build(table, where, params, group, weight="", join=""):
-        period = "month"
-        if yearly and table in year_tables:
-            table, period = year_tables[table], "year"
+        table, period = period_table(table)
 
         def sql(interval, first, last):
             query = _Query()
@@ -414,17 +436,19 @@ def _plan(by, countries, regions, cities, grievances, responses, *, yearly=False
     else:
         column, bits = "rmask", POLICE_RESPONSE_BITS
 
+    read, period = period_table(table)
+
     def by_slug(interval, first, last):
         query = _Query()
         query.add(where, *params)
         _place_conditions(query, "r", countries, regions, cities)
-        months(query, first, last)
+        months(query, first, last, period)
         # Summed per period and set first (a few hundred sets: a small hash table), then
         # each set's sums go to every slug whose bit it has.
         text = (
             f"SELECT m.period, b.slug, {_sums(alias='m')} FROM ("  # noqa: S608
-            f"SELECT date_trunc(%s, r.month::timestamp)::date AS period, r.{column} AS mask, "
-            f"{_sums()} FROM {table} r WHERE {query.sql()} GROUP BY 1, 2) m "
+            f"SELECT date_trunc(%s, r.{period}::timestamp)::date AS period, r.{column} AS mask, "
+            f"{_sums()} FROM {read} r WHERE {query.sql()} GROUP BY 1, 2) m "
             f"JOIN unnest(%s::integer[], %s::varchar[]) AS b(bit, slug) ON m.mask & b.bit <> 0 "
             f'GROUP BY 1, 2 ORDER BY 1, b.slug COLLATE "C"'
         )
