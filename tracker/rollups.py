@@ -33,8 +33,14 @@ set, as unnest() does unless an array repeats a slug (or holds one the masks do 
 tracker_rollup_sets marks such sets (bit 31), and while one exists in the by= vocabulary
 those reads return None.
 
+Coarser cells (migration 0011) hold the same sums with fewer rows: every table above per
+year (and grset_all_year over every country), and place and term cells per month by
+country alone. interval=year over whole years reads the year tables; a month read with no
+region or city (filter or grouping) reads the country tables.
+
 Dates: whole months come from the cells; a range that starts or ends inside a month gets
-that part of the month from tracker_event (the date index keeps it to a few thousand rows).
+that part of the month from tracker_event, an index-only scan of the covering index by
+date (migration 0010), summed with the cells in the same statement.
 """
 
 from __future__ import annotations
