@@ -214,8 +214,7 @@ def rollup_counts(*, filters: dict, interval: str, by: str | None) -> list[dict]
     if low is not None and high is not None and low > high:
         return []
 
-    # Whole years per year: the year cells of migration 0011, where the plan reads a table
-    # that has them (the place and region-term cells).
+    # Whole years per year: the year cells of migration 0011.
     yearly = (
         interval == "year"
         and (low is None or (low.month, low.day) == (1, 1))
@@ -281,7 +280,8 @@ def _sums(weight: str = "", alias: str = "r") -> str:
 def _plan(by, countries, regions, cities, grievances, responses, *, yearly=False):
     """A function (interval, first month, last month) -> (sql, params) over the one rollup
     table that answers this filter exactly, or None. With `yearly` (interval=year over
-    whole years) the place and region-term cells are read from their year tables."""
+    whole years) the cells are read from their year tables; months without a region or a
+    city from the cells by country alone."""
     year_tables = {
         "tracker_rollup_place": "tracker_rollup_place_year",
         "tracker_rollup_term": "tracker_rollup_term_year",
