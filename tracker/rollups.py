@@ -287,7 +287,9 @@ def _plan(by, countries, regions, cities, grievances, responses, *, yearly=False
         "tracker_rollup_term": "tracker_rollup_term_year",
         "tracker_rollup_term_region": "tracker_rollup_term_region_year",
         "tracker_rollup_gset": "tracker_rollup_gset_year",
+        "tracker_rollup_gset_region": "tracker_rollup_gset_region_year",
         "tracker_rollup_rset": "tracker_rollup_rset_year",
+        "tracker_rollup_rset_region": "tracker_rollup_rset_region_year",
         # Without a country filter or grouping, the cells over every country: a third.
         "tracker_rollup_grset": "tracker_rollup_grset_year"
         if countries or by == "country"

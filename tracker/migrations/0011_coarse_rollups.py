@@ -12,7 +12,9 @@ Tables (cell key -> cells at the 1,000,000 benchmark events; `year` is its first
                                    city_id, mult                                    39 k
   tracker_rollup_term_region_year  vocabulary, slug, year, country, admin1, mult   2.9 k
   tracker_rollup_gset_year         gmask, year, country                              8 k
+  tracker_rollup_gset_region_year  gmask, year, country, admin1                     32 k
   tracker_rollup_rset_year         rmask, year, country                              1 k
+  tracker_rollup_rset_region_year  rmask, year, country, admin1                    4.6 k
   tracker_rollup_grset_year        gmask, rmask, year, country                     109 k
   tracker_rollup_grset_all_year    gmask, rmask, year (every country)               39 k
   tracker_rollup_place_country     month, country                                  0.4 k
@@ -43,7 +45,9 @@ TABLES = {
     "tracker_rollup_term_year": (VOCABULARY, SLUG, YEAR, COUNTRY, ADMIN1, CITY, MULT),
     "tracker_rollup_term_region_year": (VOCABULARY, SLUG, YEAR, COUNTRY, ADMIN1, MULT),
     "tracker_rollup_gset_year": (GMASK, YEAR, COUNTRY),
+    "tracker_rollup_gset_region_year": (GMASK, YEAR, COUNTRY, ADMIN1),
     "tracker_rollup_rset_year": (RMASK, YEAR, COUNTRY),
+    "tracker_rollup_rset_region_year": (RMASK, YEAR, COUNTRY, ADMIN1),
     "tracker_rollup_grset_year": (GMASK, RMASK, YEAR, COUNTRY),
     "tracker_rollup_grset_all_year": (GMASK, RMASK, YEAR),
     # Months by country alone, for the filters that name no region or city.
@@ -51,7 +55,11 @@ TABLES = {
     "tracker_rollup_term_country": (VOCABULARY, SLUG, MONTH, COUNTRY, MULT),
 }
 # Read paths besides the cell keys, as in migration 0008.
-INDEXES = {"tracker_rollup_term_year": ["(city_id, year)"]}
+INDEXES = {
+    "tracker_rollup_term_year": ["(city_id, year)"],
+    "tracker_rollup_gset_region_year": ["(upper(admin1), year)"],
+    "tracker_rollup_rset_region_year": ["(upper(admin1), year)"],
+}
 SIGNED = month_rollups.SIGNED
 
 
