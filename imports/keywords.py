@@ -28,11 +28,44 @@ _ARREST_PATTERNS = [
         re.IGNORECASE,
     ),
     re.compile(r"\b(?:arrests?|detentions?)\s*(?:of|=|:)\s*" + _ABOUT_EN + _NUMBER, re.IGNORECASE),
+    # "5 arrested.", "12 protesters detained" (not a year: "in 2019 arrested activists").
+    re.compile(
+        r"(?<![\d,])(?!(?:19|20)\d\d\b)"
+        + _NUMBER
+        + r"\s+(?:(?:people|persons|protesters|demonstrators|activists|participants|others)\s+)?"
+        + r"(?:detained|arrested)\b",
+        re.IGNORECASE,
+    ),
     re.compile(r"\bзадерж\w*\s+" + _ABOUT_RU + _NUMBER, re.IGNORECASE),
     re.compile(
         _NUMBER + r"\s+(?:человек\w*\s+|активист\w*\s+|участник\w*\s+)?(?:был\w*\s+)?задерж",
         re.IGNORECASE,
     ),
+]
+# Words for how many were detained, as a low estimate (the crowd words' low ends), longest
+# phrases first: "dozens detained", "police arrested hundreds", "задержаны десятки человек".
+_ARREST_WORDS: list[tuple[str, int]] = [
+    (r"several thousands?|нескольк\w* тысяч\w*", 2000),
+    (r"thousands|тысячи", 1000),
+    (r"several hundreds?|нескольк\w* сот(?:ен|ни)", 200),
+    (r"hundreds|сотни|сотен", 100),
+    (r"several dozens?|a few dozen|нескольк\w* десятк\w*", 24),
+    (r"dozens|десятки|десятков", 24),
+    (r"a dozen|дюжин\w*", 12),
+]
+_ARREST_WORD_PATTERNS = [
+    (
+        re.compile(
+            rf"\b(?:{words})\s+(?:of\s+)?(?:\w+\s+){{0,2}}?"
+            r"(?:(?:were|was|have been|had been|being)\s+)?(?:detained|arrested)\b"
+            rf"|\b(?:detain(?:ed|ing)|arrest(?:ed|ing)|apprehend(?:ed)?)\s+(?:{words})\b"
+            rf"|(?<!\w)(?:{words})\s+(?:\w+\s+)?(?:был\w*\s+)?задерж"
+            rf"|\bзадерж\w*\s+(?:{words})(?!\w)",
+            re.IGNORECASE,
+        ),
+        low,
+    )
+    for words, low in _ARREST_WORDS
 ]
 _NO_ARRESTS = [
     re.compile(
@@ -230,6 +263,7 @@ def arrests_from_text(text: str) -> int | None:
         return None
     found = [_to_int(m.group(1)) for pattern in _ARREST_PATTERNS for m in pattern.finditer(text)]
     found = [number for number in found if number is not None]
+    found += [low for pattern, low in _ARREST_WORD_PATTERNS if pattern.search(text)]
     if found:
         return max(found)
     if any(pattern.search(text) for pattern in _NO_ARRESTS):

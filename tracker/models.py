@@ -185,6 +185,7 @@ class EventStatus(models.TextChoices):
 
 class DatePrecision(models.TextChoices):
     DAY = "day", _("exact day")
+    WEEK = "week", _("week only")  # within the week of the date (ACLED time_precision 2)
     MONTH = "month", _("month only")
     YEAR = "year", _("year only")
 

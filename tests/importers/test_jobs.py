@@ -124,7 +124,7 @@ def test_acled_layout_export_uses_the_api_filters_and_imports_back(client, run_i
         csv_bytes(
             [
                 acled_row(event_id_cnty="KAZE1", event_date="2031-01-01"),
-                acled_row(event_id_cnty="KAZE2", event_date="2018-03-03",
+                acled_row(event_id_cnty="KAZE2", event_date="2018-03-03", time_precision="2",
                           sub_event_type="Excessive force against protesters"),
             ]
         )
@@ -137,6 +137,13 @@ def test_acled_layout_export_uses_the_api_filters_and_imports_back(client, run_i
     exported = next(r for r in rows if r["event_id_cnty"] == "KAZE2")
     assert exported["sub_event_type"] == "Excessive force against protesters"
     assert exported["event_date"] == "2018-03-03"
+    # ACLED's own codes: "within a week" kept, the numeric ISO code and the country's name.
+    assert Event.objects.get(external_ids__value="KAZE2").date_precision == "week"
+    assert (exported["time_precision"], exported["iso"], exported["country"]) == (
+        "2",
+        "398",
+        "Kazakhstan",
+    )
     # The ACLED-like file is an ACLED file: importing it recognises the same event.
     back = run_import(csv_bytes([exported]))
     assert back.rows_failed == 0
@@ -177,6 +184,15 @@ def test_ccc_export_job_writes_a_file(make_user, settings, tmp_path):
         ("Полиция задержала более 100 участников акции.", 100),
         ("No arrests were reported.", 0),
         ("Никто не был задержан.", 0),
+        ("5 arrested.", 5),
+        ("12 protesters detained after the rally.", 12),
+        ("Police detained dozens of protesters.", 24),
+        ("Dozens detained.", 24),
+        ("Hundreds were arrested overnight.", 100),
+        ("В Жанаозене задержаны десятки человек.", 24),
+        ("Десятки задержанных доставлены в отделы полиции.", 24),
+        ("Police detained 50 people; dozens more were arrested.", 50),
+        ("In 2019 arrested activists were freed.", None),
         ("Residents gathered at the square.", None),
     ],
 )
