@@ -360,6 +360,7 @@ class ImportWriter:
         existing = self._existing_ids([r.external_id for _, r in records])
         to_create: list[tuple[int, Record, Event]] = []
         to_update: list[tuple[int, Record, ExternalId]] = []
+        to_publish: list[int] = []
         for number, record in records:
             found = existing.get(record.external_id)
             # A dataset's own version (ACLED's timestamp) decides what changed; the hash is
@@ -377,14 +378,45 @@ class ImportWriter:
             else:
                 changed = fingerprint != found.fingerprint
             if not changed:
-                self.counts["unchanged"] += 1
+                if self._publishes(record):
+                    to_publish.append(found.event_id)
+                else:
+                    self.counts["unchanged"] += 1
                 continue
             record.fingerprint = fingerprint
             to_update.append((number, record, found))
 
         self._create(to_create)
         self._update(to_update, issues)
+        self._publish_pending(to_publish)
         copy_insert(ImportIssue, issues)
+
+    def _publishes(self, record: Record) -> bool:
+        """Whether this job publishes the row's event if it is pending: a trusted job (the
+        file's own status aside) and a row with a source, as for a new event."""
+        return self.status == Event.Status.PUBLISHED and not record.status and bool(record.sources)
+
+    def _publish_pending(self, event_ids: list[int]) -> None:
+        """A trusted re-import publishes the pending events of rows it left unchanged (an
+        earlier untrusted import of the file left them pending). Rejected, merged or
+        published events are left as a moderator left them."""
+        if not event_ids:
+            return
+        events = list(
+            Event.objects.select_for_update().filter(pk__in=event_ids, status=Event.Status.PENDING)
+        )
+        now = timezone.now()
+        for event in events:
+            event.status = Event.Status.PUBLISHED
+            event.reviewed_by = self.actor
+            event.reviewed_at = now
+            event.updated_at = now
+            event.version += 1
+        fields = ["status", "reviewed_by", "reviewed_at", "updated_at", "version"]
+        Event.objects.bulk_update(events, fields, batch_size=500)
+        self._history(events, "~")
+        self.counts["updated"] += len(events)
+        self.counts["unchanged"] += len(event_ids) - len(events)
 
     def _issue(self, number: int, problem: RowProblem) -> ImportIssue:
         kind = ImportIssue.Kind.SKIPPED if problem.skipped else ImportIssue.Kind.FAILED
@@ -564,6 +596,10 @@ class ImportWriter:
             self._apply(event, record)
             if record.status:
                 event.status = record.status
+            elif event.status == Event.Status.PENDING and self._publishes(record):
+                event.status = Event.Status.PUBLISHED
+                event.reviewed_by = self.actor
+                event.reviewed_at = now
             if not self._validate(number, record, event, issues):
                 continue
             event.updated_at = now
@@ -576,7 +612,7 @@ class ImportWriter:
         # The city fills country, region and point when the file leaves them out.
         fields = {name for _, record, _ in changed for name in record.fields}
         fields |= {"auto_coded", "updated_at", "version", "country", "admin1", "location"}
-        fields |= {"geo_precision", "status"}
+        fields |= {"geo_precision", "status", "reviewed_by", "reviewed_at"}
         updated = [event for event, _, _ in changed]
         Event.objects.bulk_update(updated, sorted(fields), batch_size=500)
         self._history(updated, "~")

@@ -114,6 +114,26 @@ def test_pending_when_the_uploader_does_not_trust_the_source(run_import):
     assert acled_events().get().status == Event.Status.PENDING
 
 
+def test_a_trusted_reimport_publishes_the_pending_rows_and_leaves_rejected_ones(run_import):
+    rows = [acled_row(event_id_cnty="KAZ21"), acled_row(event_id_cnty="KAZ22")]
+    run_import(csv_bytes(rows), publish=False)
+    pending, rejected = acled_events().order_by("external_ids__value")
+    rejected.status = Event.Status.REJECTED
+    rejected.save()
+    # The same file, unchanged, now from an uploader who trusts it.
+    job = run_import(csv_bytes(rows))
+    assert (job.rows_updated, job.rows_unchanged, job.rows_created) == (1, 1, 0)
+    pending.refresh_from_db()
+    rejected.refresh_from_db()
+    assert pending.status == Event.Status.PUBLISHED
+    assert pending.reviewed_at is not None
+    assert pending.history.first().status == Event.Status.PUBLISHED
+    assert rejected.status == Event.Status.REJECTED
+    # Once published, a third import changes nothing.
+    again = run_import(csv_bytes(rows))
+    assert (again.rows_updated, again.rows_unchanged) == (0, 2)
+
+
 @pytest.mark.parametrize(
     ("data", "message"),
     [
