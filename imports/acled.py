@@ -145,6 +145,7 @@ class AcledImporter(Importer):
             auto_coded=auto_coded,
             version=timestamp,
             columns={
+                "id": "event_id_cnty",
                 "date": "event_date",
                 "location": "latitude",
                 "deaths": "fatalities",

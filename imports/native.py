@@ -199,5 +199,8 @@ class NativeImporter(Importer):
             fields=fields,
             sources=self._sources(row),
             organizers=[str(o) for o in self._list(row, "organizers")],
-            columns={"location": "longitude"},
+            columns={
+                "location": "longitude",
+                "id": "external_ids" if self._list(row, "external_ids") else "id",
+            },
         )

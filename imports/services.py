@@ -348,7 +348,7 @@ class ImportWriter:
                         number,
                         RowProblem(
                             f"Duplicate id {item.external_id}: row {first} has the same id.",
-                            column="id",
+                            column=item.columns.get("id", "id"),
                             value=item.external_id,
                         ),
                     )

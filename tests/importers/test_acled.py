@@ -55,7 +55,7 @@ def test_acled_file_maps_protests_and_reports_every_other_row(run_import, settin
     assert _issues(job) == [
         (4, "skipped", "event_type", "Battles"),
         (5, "failed", "event_date", "2019-13-40"),
-        (6, "failed", "id", "acled:KAZ1"),
+        (6, "failed", "event_id_cnty", "acled:KAZ1"),
         (7, "failed", "latitude", "95"),
     ]
     almaty, astana = acled_events()
