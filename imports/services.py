@@ -25,7 +25,7 @@ from django.core.cache import cache
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.files import File
 from django.db import transaction
-from django.db.models import Model
+from django.db.models import Model, Q
 from django.utils import timezone
 
 from imports.base import Context, FileRejected, Gazetteer, Importer, Record, RowProblem
@@ -360,7 +360,7 @@ class ImportWriter:
         existing = self._existing_ids([r.external_id for _, r in records])
         to_create: list[tuple[int, Record, Event]] = []
         to_update: list[tuple[int, Record, ExternalId]] = []
-        to_publish: list[int] = []
+        to_refresh: dict[int, Record] = {}
         for number, record in records:
             found = existing.get(record.external_id)
             # A dataset's own version (ACLED's timestamp) decides what changed; the hash is
@@ -378,8 +378,8 @@ class ImportWriter:
             else:
                 changed = fingerprint != found.fingerprint
             if not changed:
-                if self._publishes(record):
-                    to_publish.append(found.event_id)
+                if self._publishes(record) or record.fields.get("city") is not None:
+                    to_refresh[found.event_id] = record  # perhaps pending, or unplaced
                 else:
                     self.counts["unchanged"] += 1
                 continue
@@ -388,7 +388,7 @@ class ImportWriter:
 
         self._create(to_create)
         self._update(to_update, issues)
-        self._publish_pending(to_publish)
+        self._refresh_unchanged(to_refresh)
         copy_insert(ImportIssue, issues)
 
     def _publishes(self, record: Record) -> bool:
@@ -396,27 +396,48 @@ class ImportWriter:
         file's own status aside) and a row with a source, as for a new event."""
         return self.status == Event.Status.PUBLISHED and not record.status and bool(record.sources)
 
-    def _publish_pending(self, event_ids: list[int]) -> None:
-        """A trusted re-import publishes the pending events of rows it left unchanged (an
-        earlier untrusted import of the file left them pending). Rejected, merged or
-        published events are left as a moderator left them."""
-        if not event_ids:
+    def _refresh_unchanged(self, records: dict[int, Record]) -> None:
+        """Rows the file has not changed whose event the job still changes, and nothing else
+        of it (a moderator's corrections stay):
+
+        - a trusted job publishes the pending events of an earlier, untrusted import of the
+          file (rejected, merged and published ones stay as they are);
+        - an event without a city gets the one the gazetteer now finds for the row (it was
+          loaded or extended since the first import)."""
+        if not records:
             return
-        events = list(
-            Event.objects.select_for_update().filter(pk__in=event_ids, status=Event.Status.PENDING)
-        )
+        from imports.relink import link_city
+
         now = timezone.now()
-        for event in events:
-            event.status = Event.Status.PUBLISHED
-            event.reviewed_by = self.actor
-            event.reviewed_at = now
-            event.updated_at = now
-            event.version += 1
-        fields = ["status", "reviewed_by", "reviewed_at", "updated_at", "version"]
-        Event.objects.bulk_update(events, fields, batch_size=500)
-        self._history(events, "~")
-        self.counts["updated"] += len(events)
-        self.counts["unchanged"] += len(event_ids) - len(events)
+        changed = []
+        # Only the events that can change are read (a re-import of 100,000 unchanged rows
+        # reads none when all are published and placed).
+        candidates = Event.objects.select_for_update().filter(
+            Q(status=Event.Status.PENDING) | Q(city__isnull=True), pk__in=list(records)
+        )
+        for event in candidates:
+            record = records[event.pk]
+            touched = False
+            if event.status == Event.Status.PENDING and self._publishes(record):
+                event.status = Event.Status.PUBLISHED
+                event.reviewed_by = self.actor
+                event.reviewed_at = now
+                touched = True
+            city = record.fields.get("city")
+            if event.city_id is None and city is not None:
+                # The place name goes where the file's row, read with the city, has none.
+                link_city(event, city, by_name=not record.fields.get("location_detail"))
+                touched = True
+            if touched:
+                event.version += 1
+                event.updated_at = now
+                changed.append(event)
+        fields = ["status", "reviewed_by", "reviewed_at", "city", "admin1", "location_detail"]
+        fields += ["location", "geo_precision", "version", "updated_at"]
+        Event.objects.bulk_update(changed, fields, batch_size=500)
+        self._history(changed, "~")
+        self.counts["updated"] += len(changed)
+        self.counts["unchanged"] += len(records) - len(changed)
 
     def _issue(self, number: int, problem: RowProblem) -> ImportIssue:
         kind = ImportIssue.Kind.SKIPPED if problem.skipped else ImportIssue.Kind.FAILED

@@ -165,3 +165,40 @@ def test_a_row_with_missing_cells_is_reported_not_fatal(run_import):
     issue = job.issues.get()
     assert issue.row == 3
     assert "cells" in issue.reason
+
+
+def test_places_are_resolved_again_once_the_gazetteer_knows_them(run_import):
+    from django.contrib.gis.geos import Point
+
+    from imports.relink import relink_places
+    from tracker.models import City, CityName, normalize_name
+
+    # A place the gazetteer does not know, its point far from every city: no city.
+    place = {"location": "Kyzylzhar Test", "admin1": "", "latitude": "47.0", "longitude": "60.0"}
+    first = acled_row(event_id_cnty="KAZP1", **place)
+    second = acled_row(event_id_cnty="KAZP2", event_date="2019-06-10", **place)
+    run_import(csv_bytes([first, second]))
+    one, two = acled_events().filter(external_ids__value__startswith="KAZP")
+    assert (one.city, two.city, one.location_detail) == (None, None, "Kyzylzhar Test")
+
+    # The gazetteer learns the place.
+    city = City.objects.create(
+        name="Kyzylzhar Test", country="KZ", admin1="Test Region", location=Point(61.5, 47.5)
+    )
+    CityName.objects.create(city=city, name=city.name, normalized=normalize_name(city.name))
+
+    # A re-import of the unchanged row places its event, and changes nothing else.
+    again = run_import(csv_bytes([first]))
+    assert (again.rows_updated, again.rows_unchanged) == (1, 0)
+    one.refresh_from_db()
+    assert (one.city, one.admin1, one.location_detail) == (city, "Test Region", "")
+    assert one.location.coords == (60.0, 47.0)  # its own point, not the city's
+    assert one.history.first().history_type == "~"
+
+    # relink_places places the other one, by its name.
+    found = relink_places()
+    assert found["by_name"] >= 1
+    two.refresh_from_db()
+    assert (two.city, two.admin1) == (city, "Test Region")
+    assert two.version == one.version
+    assert run_import(csv_bytes([first, second])).rows_unchanged == 2

@@ -113,10 +113,15 @@ def _city_rows():
 
 
 @transaction.atomic
-def gazetteer_load() -> dict[str, int]:
-    """Create or refresh the gazetteer. Idempotent: running it twice changes nothing."""
+def gazetteer_load(*, city_model=None, name_model=None) -> dict[str, int]:
+    """Create or refresh the gazetteer. Idempotent: running it twice changes nothing.
+
+    Migration 0013 passes its historical City and CityName models, so that every database
+    has the gazetteer from `migrate` on (an import then finds its cities)."""
+    city_class = city_model or City
+    name_class = name_model or CityName
     created = updated = 0
-    names: list[CityName] = []
+    names = []
     for row in sorted(_city_rows(), key=lambda r: r["geonameid"]):
         country = row["countrycode"]
         aliases = [a for a in row.get("alternatenames", []) if _script_ok(a)]
@@ -137,7 +142,7 @@ def gazetteer_load() -> dict[str, int]:
             "location": Point(float(row["longitude"]), float(row["latitude"]), srid=4326),
             "population": int(row.get("population") or 0),
         }
-        city, was_created = City.objects.update_or_create(
+        city, was_created = city_class.objects.update_or_create(
             geonames_id=row["geonameid"], defaults=values
         )
         created += was_created
@@ -150,11 +155,11 @@ def gazetteer_load() -> dict[str, int]:
             *((f, CityName.Kind.FORMER) for f in former),
             *((a, CityName.Kind.VARIANT) for a in aliases),
         ]
-        seen = set(CityName.objects.filter(city=city).values_list("normalized", flat=True))
+        seen = set(name_class.objects.filter(city=city).values_list("normalized", flat=True))
         for alias, kind in kinds:
             key = normalize_name(alias)
             if alias and key and key not in seen:
                 seen.add(key)
-                names.append(CityName(city=city, name=alias[:120], normalized=key, kind=kind))
-    CityName.objects.bulk_create(names, ignore_conflicts=True)
+                names.append(name_class(city=city, name=alias[:120], normalized=key, kind=kind))
+    name_class.objects.bulk_create(names, ignore_conflicts=True)
     return {"created": created, "updated": updated, "names_added": len(names)}
