@@ -342,7 +342,7 @@ class Event(models.Model):
             # needs.
             # benchmark_api, 1M events: a day-precise range 91 -> 28 ms, a region with
             # two grievances by police response 421 -> 25 ms, the dashboard of a country
-            # with two grievances 1.9 -> 0.8 s.
+            # with two grievances (with the year cells of 0011) 2.4 s -> 0.4 s.
             models.Index(
                 fields=["date"],
                 include=COUNT_COLUMNS,
