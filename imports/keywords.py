@@ -42,31 +42,6 @@ _ARREST_PATTERNS = [
         re.IGNORECASE,
     ),
 ]
-# Words for how many were detained, as a low estimate (the crowd words' low ends), longest
-# phrases first: "dozens detained", "police arrested hundreds", "задержаны десятки человек".
-_ARREST_WORDS: list[tuple[str, int]] = [
-    (r"several thousands?|нескольк\w* тысяч\w*", 2000),
-    (r"thousands|тысячи", 1000),
-    (r"several hundreds?|нескольк\w* сот(?:ен|ни)", 200),
-    (r"hundreds|сотни|сотен", 100),
-    (r"several dozens?|a few dozen|нескольк\w* десятк\w*", 24),
-    (r"dozens|десятки|десятков", 24),
-    (r"a dozen|дюжин\w*", 12),
-]
-_ARREST_WORD_PATTERNS = [
-    (
-        re.compile(
-            rf"\b(?:{words})\s+(?:of\s+)?(?:\w+\s+){{0,2}}?"
-            r"(?:(?:were|was|have been|had been|being)\s+)?(?:detained|arrested)\b"
-            rf"|\b(?:detain(?:ed|ing)|arrest(?:ed|ing)|apprehend(?:ed)?)\s+(?:{words})\b"
-            rf"|(?<!\w)(?:{words})\s+(?:\w+\s+)?(?:был\w*\s+)?задерж"
-            rf"|\bзадерж\w*\s+(?:{words})(?!\w)",
-            re.IGNORECASE,
-        ),
-        low,
-    )
-    for words, low in _ARREST_WORDS
-]
 _NO_ARRESTS = [
     re.compile(
         r"\bno (?:one|protesters?|people|participants?) (?:was|were) (?:detained|arrested)",
@@ -86,6 +61,23 @@ _CROWD_WORDS: list[tuple[re.Pattern, tuple[int, int | None]]] = [
     (re.compile(r"\bdozens\b|\bдесятки\b", re.IGNORECASE), (24, 99)),
     (re.compile(r"\bdozen\b|\bдюжин\w*", re.IGNORECASE), (12, 12)),
 ]
+# Words for how many were detained: the crowd words above, each as its low estimate
+# ("dozens detained", "police arrested hundreds", "задержаны десятки человек": 24, 100, 24).
+_ARREST_WORD_PATTERNS = [
+    (
+        re.compile(
+            rf"\b(?:{words})\s+(?:of\s+)?(?:\w+\s+){{0,2}}?"
+            r"(?:(?:were|was|have been|had been|being)\s+)?(?:detained|arrested)\b"
+            rf"|\b(?:detain(?:ed|ing)|arrest(?:ed|ing)|apprehend(?:ed)?)\s+(?:{words})\b"
+            rf"|(?<!\w)(?:{words})\s+(?:\w+\s+)?(?:был\w*\s+)?задерж"
+            rf"|\bзадерж\w*\s+(?:{words})(?!\w)",
+            re.IGNORECASE,
+        ),
+        low,
+    )
+    for words, (low, _high) in ((pattern.pattern, sizes) for pattern, sizes in _CROWD_WORDS)
+]
+
 _CROWD_RANGE = re.compile(_NUMBER + r"\s*(?:-|–|to|до)\s*" + _NUMBER, re.IGNORECASE)
 _CROWD_AT_LEAST = re.compile(
     r"(?:at least|more than|over|не менее|более|свыше)\s+" + _NUMBER, re.IGNORECASE
