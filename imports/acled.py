@@ -81,7 +81,7 @@ class AcledImporter(Importer):
             raise RowProblem("Unknown country.", column="country", value=cell(row, "country"))
         point = parse_point(row, "latitude", "longitude")
         location = cell(row, "location")
-        city = context.gazetteer.place(location, point, country=country)
+        city, placed = context.gazetteer.place_how(location, point, country=country)
         geo_precision = parse_int(row, "geo_precision") if "geo_precision" in row else None
         if geo_precision is not None and geo_precision not in (1, 2, 3):
             raise RowProblem("geo_precision must be 1, 2 or 3.", column="geo_precision",
@@ -144,6 +144,8 @@ class AcledImporter(Importer):
             organizers=organizers,
             auto_coded=auto_coded,
             version=timestamp,
+            placed=placed,
+            place_name=location,
             columns={
                 "id": "event_id_cnty",
                 "date": "event_date",

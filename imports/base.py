@@ -75,6 +75,10 @@ class Record:
     # When the file says nothing about status (all but the native format), the job decides.
     status: str | None = None
     fingerprint: str = ""
+    # How the gazetteer placed the row: "name", "point" (coordinates only) or "" (not at
+    # all), and the place name the file gave, for the report's list of unplaced names.
+    placed: str = ""
+    place_name: str = ""
 
 
 def cell(row: dict[str, str | None], column: str) -> str:
@@ -195,7 +199,24 @@ def parse_point(row: dict, lat_column: str, lon_column: str) -> Point | None:
         raise RowProblem(
             "longitude must be between -180 and 180.", column=lon_column, value=lon_text
         )
-    return Point(lon, lat, srid=4326)
+    return _point(lon, lat)
+
+
+# Rows of a dataset share coordinates (ACLED places events at its locations' points), and a
+# GEOS point costs nine calls into the library: one object per place, as long as no more
+# than _POINTS_MAX of them are held. Nothing changes a parsed point in place.
+_POINTS: dict[tuple[float, float], Point] = {}
+_POINTS_MAX = 50_000
+
+
+def _point(lon: float, lat: float) -> Point:
+    point = _POINTS.get((lon, lat))
+    if point is None:
+        if len(_POINTS) >= _POINTS_MAX:
+            _POINTS.clear()
+        point = _POINTS[lon, lat] = Point(lon, lat, srid=4326)
+        point._lonlat = (lon, lat)  # spares GEOS calls for the checks and COPY's text
+    return point
 
 
 def split_list(text: str, separators: str = ";|") -> list[str]:
@@ -209,6 +230,8 @@ _url = URLValidator(schemes=["http", "https"])
 def source_from_text(text: str, **extra) -> dict[str, Any]:
     """A link becomes a source URL; anything else (a publisher, a citation) its title."""
     text = " ".join(text.split())
+    if text[:4].lower() != "http":  # no URL the validator takes: spare it the regex
+        return {"title": text[:500], **extra}
     try:
         _url(text)
     except ValidationError:
@@ -301,10 +324,18 @@ class Gazetteer:
 
     def place(self, name: str, point: Point | None, *, country: str | None) -> City | None:
         """The gazetteer city by any name variant, else the nearest one to the point."""
+        return self.place_how(name, point, country=country)[0]
+
+    def place_how(
+        self, name: str, point: Point | None, *, country: str | None
+    ) -> tuple[City | None, str]:
+        """`place`, and how: "name", "point" or "" (not placed)."""
         city = self.lookup(name, country=country) if name else None
-        if city is None and point is not None:
+        if city is not None:
+            return city, "name"
+        if point is not None:
             city = self.nearest(point, country=country)
-        return city
+        return city, "point" if city is not None else ""
 
 
 def _haversine_km(lon1: float, lat1: float, lon2: float, lat2: float) -> float:
@@ -385,9 +416,11 @@ class Importer:
 
     def records(self, fh: IO[bytes], context: Context) -> Iterator[tuple[int, Record | RowProblem]]:
         width = None
+        header_nul = False
         for number, row in self.rows(fh):
             if width is None:
                 width = len([k for k in row if k is not None])
+                header_nul = any(has_nul(k) for k in row)
             if None in row or any(v is None for v in row.values()):
                 cells = width + len(row.get(None) or []) - sum(v is None for v in row.values())
                 yield (
@@ -398,7 +431,8 @@ class Importer:
                     ),
                 )
                 continue
-            if has_nul(row):
+            # The header is checked once; a row's cells with one search of them joined.
+            if (header_nul or "\x00" in "".join(row.values())) and has_nul(row):
                 yield number, nul_problem(row)
                 continue
             try:

@@ -57,7 +57,7 @@ class CccImporter(Importer):
         if not country:
             raise RowProblem("Unknown country.", column="country", value=cell(row, "country"))
         point = parse_point(row, "lat", "lon") if "lat" in row and "lon" in row else None
-        city = context.gazetteer.place(locality, point, country=country)
+        city, placed = context.gazetteer.place_how(locality, point, country=country)
         auto_coded: list[str] = []
         claims = (row.get("claims") or "").strip()
 
@@ -122,6 +122,8 @@ class CccImporter(Importer):
             sources=sources,
             organizers=split_list(cell(row, "organizations"), ";"),
             auto_coded=sorted(set(auto_coded), key=auto_coded.index),
+            placed=placed,
+            place_name=locality,
             columns={
                 "location": "lat",
                 "city": "locality",

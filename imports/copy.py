@@ -39,11 +39,14 @@ def geometry_text(value) -> str | None:
     return text
 
 
-def copy_rows(model: type[Model], columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
-    """COPY plain value tuples into the named columns of the model's table."""
+def copy_rows(
+    model: type[Model], columns: Sequence[str], rows: Iterable[Sequence[Any]], *, table: str = ""
+) -> None:
+    """COPY plain value tuples into the named columns of the model's table (or of another
+    table of the same columns)."""
     quote = connection.ops.quote_name
     names = ", ".join(quote(c) for c in columns)
-    statement = f"COPY {quote(model._meta.db_table)} ({names}) FROM STDIN"
+    statement = f"COPY {quote(table or model._meta.db_table)} ({names}) FROM STDIN"
     with connection.cursor() as cursor, cursor.cursor.copy(statement) as copy:
         for row in rows:
             copy.write_row(row)

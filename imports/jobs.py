@@ -214,9 +214,12 @@ def job_retry(*, model: type[Model], job_id: int, user) -> Job:
     if isinstance(job, ImportJob):
         job.rows_done = job.rows_created = job.rows_updated = job.rows_unchanged = 0
         job.rows_skipped = job.rows_failed = 0
+        job.rows_placed_by_name = job.rows_placed_by_point = job.rows_unplaced = 0
+        job.rows_conflicts = 0
         job.issues.all().delete()
         fields += ["rows_done", "rows_created", "rows_updated", "rows_unchanged"]
-        fields += ["rows_skipped", "rows_failed"]
+        fields += ["rows_skipped", "rows_failed", "rows_placed_by_name", "rows_placed_by_point"]
+        fields += ["rows_unplaced", "rows_conflicts"]
     else:
         job.rows_written = 0
         fields += ["rows_written"]

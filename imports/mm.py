@@ -125,6 +125,8 @@ class MassMobilizationImporter(Importer):
             },
             sources=[source_from_text(s) for s in split_list(cell(row, "sources"), ";")],
             auto_coded=auto_coded,
+            placed="name" if city is not None else "",
+            place_name=location,
             columns={
                 "date": "startday",
                 "end_date": "endday",

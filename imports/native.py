@@ -199,6 +199,9 @@ class NativeImporter(Importer):
             fields=fields,
             sources=self._sources(row),
             organizers=[str(o) for o in self._list(row, "organizers")],
+            # The file names its city (by id or name); else it has none to place.
+            placed="name" if city is not None else "",
+            place_name=plain.get("city", ""),
             columns={
                 "location": "longitude",
                 "id": "external_ids" if self._list(row, "external_ids") else "id",

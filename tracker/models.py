@@ -534,9 +534,13 @@ class ExternalId(models.Model):
     # What the other dataset says about its record, so a re-import can tell "unchanged" from
     # "updated": ACLED's `timestamp`, and a hash of the row as it was mapped.
     version = models.CharField(max_length=40, blank=True)
+    # The event's fields as the file gave them last, so that a re-import tells a
+    # moderator's correction (the event differs from it) from a stale value.
+    imported = models.JSONField(default=dict, blank=True)
     fingerprint = models.CharField(max_length=64, blank=True)
 
-    history = HistoricalRecords(get_user=history_user)
+    # The snapshot is the file's, already in the event's own history.
+    history = HistoricalRecords(excluded_fields=["imported"], get_user=history_user)
 
     class Meta:
         verbose_name = _("external id")
@@ -606,6 +610,14 @@ class ImportJob(models.Model):
     rows_unchanged = models.PositiveIntegerField(default=0)
     rows_skipped = models.PositiveIntegerField(default=0)
     rows_failed = models.PositiveIntegerField(default=0)
+    # Of the rows imported (created or updated): where the gazetteer placed them.
+    rows_placed_by_name = models.PositiveIntegerField(default=0)
+    rows_placed_by_point = models.PositiveIntegerField(default=0)
+    rows_unplaced = models.PositiveIntegerField(default=0)
+    # The rows whose file value a moderator's correction outranked (listed in the report).
+    rows_conflicts = models.PositiveIntegerField(default=0)
+    # The uploader's language: the job's summary and row reasons are written in it.
+    language = models.CharField(_("language"), max_length=10, blank=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         null=True,
@@ -647,11 +659,15 @@ class ImportJob(models.Model):
 
 
 class ImportIssue(models.Model):
-    """One line of a job's row-level report: a row skipped on purpose or one that failed."""
+    """One line of a job's row-level report: a row skipped on purpose or one that failed,
+    and notes on rows that were imported: one the gazetteer did not place, and a field whose
+    moderator's correction was kept over the file's new value."""
 
     class Kind(models.TextChoices):
         SKIPPED = "skipped", _("skipped")
         FAILED = "failed", _("failed")
+        UNPLACED = "unplaced", _("imported without a city")
+        CONFLICT = "conflict", _("correction kept")
 
     job = models.ForeignKey(ImportJob, on_delete=models.CASCADE, related_name="issues")
     row = models.PositiveIntegerField(help_text=_("Line in the file; the header is line 1."))
@@ -659,6 +675,13 @@ class ImportIssue(models.Model):
     column = models.CharField(max_length=100, blank=True)
     value = models.TextField(blank=True)
     reason = models.TextField()
+    # For a conflict: the event, the value imported before and the moderator's value (the
+    # file's new value is `value`).
+    event = models.ForeignKey(
+        "Event", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    previous_value = models.TextField(blank=True)
+    kept_value = models.TextField(blank=True)
 
     class Meta:
         ordering = ["job", "row", "id"]
