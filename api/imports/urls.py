@@ -17,5 +17,6 @@ urlpatterns = [
     ),
     path("exports/jobs/<int:pk>/retry/", views.ExportJobRetryView.as_view(), name="export-retry"),
     path("exports/jobs/<int:pk>/file", views.ExportJobFileView.as_view(), name="export-job-file"),
+    path("exports/events.geojson", views.GeoJSONExportView.as_view(), name="export-geojson"),
     path("exports/<str:layout>.csv", views.LayoutExportView.as_view(), name="export-layout"),
 ]

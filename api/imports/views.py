@@ -12,23 +12,26 @@ from drf_spectacular.utils import extend_schema
 from rest_framework import status
 from rest_framework.exceptions import APIException, NotFound
 from rest_framework.exceptions import ValidationError as ApiValidationError
-from rest_framework.generics import ListAPIView
+from rest_framework.generics import GenericAPIView, ListAPIView
 from rest_framework.parsers import MultiPartParser
 from rest_framework.permissions import BasePermission, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from api.exceptions import Conflict
+from api.filtering import EventFilterBackend
 from api.imports.serializers import (
     ExportJobSerializer,
     ExportRequestSerializer,
     ImportJobSerializer,
     ImportUploadSerializer,
 )
+from api.renderers import GeoJSONRenderer, JSONRenderer
 from imports.jobs import JobConflict, StorageUnavailable
 from tracker.csv_safety import csv_row
 from tracker.history import is_moderator
-from tracker.models import ExportJob, ExportLayout, ImportJob
+from tracker.models import Event, ExportJob, ExportLayout, ImportJob
+from tracker.query import EventFilterSet
 
 
 class StorageFull(APIException):
@@ -159,6 +162,37 @@ class LayoutExportView(APIView):
         lines = export_csv_lines(events=filterset.qs, layout=layout)
         response = StreamingHttpResponse(lines, content_type="text/csv; charset=utf-8")
         response["Content-Disposition"] = f'attachment; filename="events-{layout}.csv"'
+        return response
+
+
+class GeoJSONExportView(GenericAPIView):
+    """Published events as one GeoJSON FeatureCollection (the Features of
+    /api/v1/events/?format=geojson, all of them, by date), with the same filters; streamed,
+    so any number of rows, for GIS tools that read a file rather than pages."""
+
+    permission_classes = []
+    # `Accept: application/geo+json` and `?format=geojson` are welcome; errors are JSON.
+    renderer_classes = [GeoJSONRenderer, JSONRenderer]
+    filter_backends = [EventFilterBackend]
+    filterset_class = EventFilterSet
+    query_params_of_view = ("format",)
+    pagination_class = None
+
+    def get_queryset(self):
+        return Event.objects.published()
+
+    @extend_schema(
+        operation_id="v1_exports_events_geojson_retrieve",
+        responses={(200, "application/geo+json"): OpenApiTypes.OBJECT},
+    )
+    def get(self, request):
+        from imports.exports import event_geojson_blocks
+
+        events = self.filter_queryset(self.get_queryset())
+        response = StreamingHttpResponse(
+            event_geojson_blocks(events), content_type="application/geo+json"
+        )
+        response["Content-Disposition"] = 'attachment; filename="events.geojson"'
         return response
 
 

@@ -137,8 +137,14 @@ PUBLIC_READS = [
     ("/api/v1/cities/", "get"),
     ("/api/v1/cities/{id}/", "get"),
     ("/api/v1/exports/{layout}.csv", "get"),
+    ("/api/v1/exports/events.geojson", "get"),
 ]
-FILTERED = ["/api/v1/events/", "/api/v1/stats/trends/", "/api/v1/exports/{layout}.csv"]
+FILTERED = [
+    "/api/v1/events/",
+    "/api/v1/stats/trends/",
+    "/api/v1/exports/{layout}.csv",
+    "/api/v1/exports/events.geojson",
+]
 
 
 def _query_parameters(operation) -> dict[str, dict]:

@@ -7,6 +7,7 @@ regions and countries included), with the numbers SQL gives."""
 import csv
 import datetime as dt
 import io
+import json
 import re
 
 import pytest
@@ -33,6 +34,7 @@ GET_ENDPOINTS = [
     ("/api/v1/stats/trends/", ("interval", "by", "format"), "json"),
     ("/api/v1/exports/acled.csv", ("format",), "json"),
     ("/api/v1/exports/ccc.csv", ("format",), "json"),
+    ("/api/v1/exports/events.geojson", ("format",), "json"),
     ("/", ("colour",), "html"),
     ("/dashboard/", ("interval",), "html"),
     ("/dashboard/totals.csv", ("interval",), "text"),
@@ -171,6 +173,13 @@ def geojson_ids(client, query: str) -> set[int]:
     return ids
 
 
+def geojson_file_ids(client, query: str) -> set[int]:
+    response = client.get(f"/api/v1/exports/events.geojson?{query}")
+    assert response.status_code == 200, response.content[:500]
+    body = json.loads(b"".join(response.streaming_content))
+    return {feature["id"] for feature in body["features"]}
+
+
 def trends_total(client, query: str) -> int:
     response = client.get(f"/api/v1/stats/trends/?{query}")
     assert response.status_code == 200, response.content
@@ -194,6 +203,7 @@ def export_count(client, query: str) -> int:
 def assert_every_view_selects(client, query: str, expected: set[int]) -> None:
     assert api_ids(client, query) == expected, query
     assert geojson_ids(client, query) == expected, query
+    assert geojson_file_ids(client, query) == expected, query
     assert csv_ids(client, query) == expected, query
     assert export_count(client, query) == len(expected), query
     assert trends_total(client, query) == len(expected), query

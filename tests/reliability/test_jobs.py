@@ -337,18 +337,37 @@ def test_an_export_job_that_cannot_write_its_file_fails_with_a_message(
 
 
 @pytest.mark.django_db
-def test_an_export_job_over_rows_it_cannot_read_fails_with_a_message(media, make_user):
+def test_an_export_job_whose_query_fails_fails_with_a_message(media, make_user, monkeypatch):
+    from imports import exports
     from imports.exports import export_job_run
 
     event = Event.objects.published().first()
-    with connection.cursor() as cursor:  # as a faulty import or a manual fix could leave it
-        cursor.execute("UPDATE tracker_event SET date = '10000-01-01' WHERE id = %s", [event.pk])
+    # PostgreSQL writes the file (one COPY): make that statement fail on one row, as a
+    # broken row, a cancelled query or a lost connection would.
+    monkeypatch.setattr(exports, "LAYOUT_ORDER", f"e.date, 1 / (e.id - {event.pk})")
     job = export_job_run(job_id=_export(make_user("analyst-bad-row")).pk)
-    print(f"\nexport over an unreadable row: {job.status}: {job.message}")
+    print(f"\nexport whose query fails: {job.status}: {job.message}")
     assert job.status == "failed"
-    assert job.message
+    assert "division by zero" in job.message
     assert job.finished_at is not None
+    assert job.rows_written == 0
     assert _files(media) == []
+
+
+@pytest.mark.django_db
+def test_an_export_job_writes_a_row_python_could_not_read(media, make_user):
+    """A date past year 9999 (as a faulty import or a manual fix could leave it) has no
+    Python date; the export, written by PostgreSQL, writes it as it is stored."""
+    from imports.exports import export_job_run
+
+    event = Event.objects.published().first()
+    with connection.cursor() as cursor:
+        cursor.execute("UPDATE tracker_event SET date = '10000-01-01' WHERE id = %s", [event.pk])
+    job = export_job_run(job_id=_export(make_user("analyst-odd-row")).pk)
+    assert job.status == "succeeded", job.message
+    assert job.rows_written == Event.objects.published().count()
+    with job.file.open("rb") as fh:
+        assert b"10000-01-01" in fh.read()
 
 
 @pytest.mark.django_db
