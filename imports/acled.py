@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import re
 
+from django.utils.translation import gettext
+
 from imports import keywords
 from imports.base import (
     Context,
@@ -48,29 +50,40 @@ class AcledImporter(Importer):
     def parse(self, row: dict[str, str], context: Context) -> Record:
         event_id = cell(row, "event_id_cnty")
         if not event_id:
-            raise RowProblem("event_id_cnty is required.", column="event_id_cnty")
+            raise RowProblem(
+                gettext("%(column)s is required.") % {"column": "event_id_cnty"},
+                column="event_id_cnty",
+            )
         external_id = check_external_id(f"acled:{event_id}", column="event_id_cnty")
         timestamp = cell(row, "timestamp")
         if timestamp and not re.fullmatch(r"[0-9]{1,40}", timestamp):
             # ACLED's version of the record, compared as a number with the stored one.
             raise RowProblem(
-                "timestamp must be a whole number (seconds since 1970).",
+                gettext("%(column)s must be a whole number (seconds since 1970).")
+                % {"column": "timestamp"},
                 column="timestamp",
                 value=timestamp,
             )
         event_type = cell(row, "event_type")
         if event_type.lower() not in PROTEST_EVENT_TYPES:
             raise RowSkipped(
-                f'event_type "{event_type}" is not a protest event (only Protests and Riots '
-                "are imported).",
+                gettext(
+                    '%(column)s "%(value)s" is not a protest event (only Protests and Riots '
+                    "are imported)."
+                )
+                % {"column": "event_type", "value": event_type},
                 column="event_type",
                 value=event_type,
             )
         sub_event_type = cell(row, "sub_event_type")
         if sub_event_type.lower() not in taxonomy.ACLED_SUB_EVENT_TYPE:
             raise RowProblem(
-                f"Unknown sub_event_type for {event_type}. Known: "
-                f"{', '.join(sorted(taxonomy.ACLED_SUB_EVENT_TYPE))}.",
+                gettext("Unknown %(column)s for %(event_type)s. Known: %(known)s.")
+                % {
+                    "column": "sub_event_type",
+                    "event_type": event_type,
+                    "known": ", ".join(sorted(taxonomy.ACLED_SUB_EVENT_TYPE)),
+                },
                 column="sub_event_type",
                 value=sub_event_type,
             )
@@ -78,14 +91,19 @@ class AcledImporter(Importer):
         country = Countries.code(cell(row, "iso")) if cell(row, "iso") else None
         country = country or Countries.code(cell(row, "country"))
         if not country:
-            raise RowProblem("Unknown country.", column="country", value=cell(row, "country"))
+            raise RowProblem(
+                gettext("Unknown country."), column="country", value=cell(row, "country")
+            )
         point = parse_point(row, "latitude", "longitude")
         location = cell(row, "location")
         city, placed = context.gazetteer.place_how(location, point, country=country)
         geo_precision = parse_int(row, "geo_precision") if "geo_precision" in row else None
         if geo_precision is not None and geo_precision not in (1, 2, 3):
-            raise RowProblem("geo_precision must be 1, 2 or 3.", column="geo_precision",
-                             value=geo_precision)  # fmt: skip
+            raise RowProblem(
+                gettext("%(column)s must be 1, 2 or 3.") % {"column": "geo_precision"},
+                column="geo_precision",
+                value=geo_precision,
+            )
         time_precision = parse_int(row, "time_precision") if "time_precision" in row else None
         notes = (row.get("notes") or "").strip()
         tags = cell(row, "tags")

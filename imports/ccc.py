@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import re
 
+from django.utils.translation import gettext, gettext_lazy
+
 from imports import keywords
 from imports.base import (
     Context,
@@ -32,7 +34,7 @@ SOURCE_COLUMN = re.compile(r"^source_?\d+$")
 
 class CccImporter(Importer):
     format = "ccc"
-    label = "Crowd Counting Consortium"
+    label = gettext_lazy("Crowd Counting Consortium")
     required_columns = ("date", "locality", "state")
 
     def _count(self, row: dict, column: str, auto_coded: list[str], field: str) -> int | None:
@@ -46,7 +48,11 @@ class CccImporter(Importer):
             low, _high = keywords.crowd_size_from_phrase(text)
             number = low
         if number is None:
-            raise RowProblem(f"{column} must be a number.", column=column, value=text)
+            raise RowProblem(
+                gettext("%(column)s must be a number.") % {"column": column},
+                column=column,
+                value=text,
+            )
         auto_coded.append(field)
         return number
 
@@ -55,7 +61,9 @@ class CccImporter(Importer):
         locality, state = cell(row, "locality"), cell(row, "state")
         country = Countries.code(cell(row, "country")) if cell(row, "country") else "US"
         if not country:
-            raise RowProblem("Unknown country.", column="country", value=cell(row, "country"))
+            raise RowProblem(
+                gettext("Unknown country."), column="country", value=cell(row, "country")
+            )
         point = parse_point(row, "lat", "lon") if "lat" in row and "lon" in row else None
         city, placed = context.gazetteer.place_how(locality, point, country=country)
         auto_coded: list[str] = []
@@ -75,7 +83,10 @@ class CccImporter(Importer):
                 auto_coded += ["participants_low", "participants_high"]
         if low is not None and high is not None and low > high:
             raise RowProblem(
-                "size_low is larger than size_high.", column="size_low", value=f"{low} > {high}"
+                gettext("%(low)s is larger than %(high)s.")
+                % {"low": "size_low", "high": "size_high"},
+                column="size_low",
+                value=f"{low} > {high}",
             )
 
         police: list[str] = []

@@ -33,7 +33,8 @@ from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, connections, transaction
 from django.db.models import Model, Q
 from django.db.models.functions import Coalesce
-from django.utils import timezone
+from django.utils import timezone, translation
+from django.utils.translation import gettext, gettext_lazy
 
 from tracker.history import is_moderator
 from tracker.models import ExportJob, ImportJob, JobStatus
@@ -49,7 +50,22 @@ TAKEOVER_WAIT_SECONDS = 10.0
 
 Job = ImportJob | ExportJob
 
-NOTHING_DONE = {ImportJob: "nothing was imported", ExportJob: "no file was written"}
+# Lazy: translated when a message is made. A message kept on an import job is written in its
+# uploader's language (ImportJob.language, see job_language); an answer to a request (a
+# JobConflict) in the requester's.
+NOTHING_DONE = {
+    ImportJob: gettext_lazy("nothing was imported"),
+    ExportJob: gettext_lazy("no file was written"),
+}
+
+
+def _cancelled(model: type[Model]) -> str:
+    return gettext("Cancelled; %(nothing)s.") % {"nothing": NOTHING_DONE[model]}
+
+
+def job_language(job: Job) -> translation.override:
+    """The language of the job's own messages: its uploader's, else the active one."""
+    return translation.override(getattr(job, "language", "") or translation.get_language())
 
 
 class JobConflict(Exception):
@@ -147,12 +163,15 @@ def job_begin(*, model: type[Model], job_id: int) -> tuple[Job, bool]:
         job = model.objects.select_for_update(no_key=True).get(pk=job_id)
         if job.is_finished:
             return job, False
-        nothing = NOTHING_DONE[model]
         if job.cancel_requested:
-            return job_end(job, status=JobStatus.CANCELLED, message=f"Cancelled; {nothing}."), False
+            with job_language(job):
+                message = _cancelled(model)
+            return job_end(job, status=JobStatus.CANCELLED, message=message), False
         if job.status == JobStatus.RUNNING and job.attempts >= MAX_ATTEMPTS:
             # Running but unlocked: the worker of the last attempt died.
-            return job_end(job, status=JobStatus.FAILED, message=_stopped(job)), False
+            with job_language(job):
+                message = _stopped(job)
+            return job_end(job, status=JobStatus.FAILED, message=message), False
         now = timezone.now()
         job.status = JobStatus.RUNNING
         job.attempts += 1
@@ -162,10 +181,10 @@ def job_begin(*, model: type[Model], job_id: int) -> tuple[Job, bool]:
 
 
 def _stopped(job: Job) -> str:
-    return (
-        f"The worker running this job stopped ({job.attempts} attempts); "
-        f"{NOTHING_DONE[type(job)]}. Retry it, or look for the cause in the worker log."
-    )
+    return gettext(
+        "The worker running this job stopped (%(attempts)s attempts); %(nothing)s. "
+        "Retry it, or look for the cause in the worker log."
+    ) % {"attempts": job.attempts, "nothing": NOTHING_DONE[type(job)]}
 
 
 @transaction.atomic
@@ -175,19 +194,26 @@ def job_cancel(*, model: type[Model], job_id: int, user) -> Job:
     if not can_manage_job(user, job):
         from django.core.exceptions import PermissionDenied
 
-        raise PermissionDenied("Only moderators (or the owner of an export) manage this job.")
+        raise PermissionDenied(
+            gettext("Only moderators (or the owner of an export) manage this job.")
+        )
     if job.is_finished:
-        raise JobConflict(f"The job has already {job.status}; there is nothing to cancel.")
+        raise JobConflict(
+            gettext("The job has already %(status)s; there is nothing to cancel.")
+            % {"status": job.get_status_display()}
+        )
     if job.status == JobStatus.QUEUED:
         job.cancel_requested = True
         job.save(update_fields=["cancel_requested"])
-        return job_end(
-            job,
-            status=JobStatus.CANCELLED,
-            message=f"Cancelled before it ran; {NOTHING_DONE[model]}.",
-        )
+        with job_language(job):
+            message = gettext("Cancelled before it ran; %(nothing)s.") % {
+                "nothing": NOTHING_DONE[model]
+            }
+        return job_end(job, status=JobStatus.CANCELLED, message=message)
     if job.cancel_requested:
-        raise JobConflict("A cancel was already requested; the job stops at its next batch.")
+        raise JobConflict(
+            gettext("A cancel was already requested; the job stops at its next batch.")
+        )
     job.cancel_requested = True
     job.save(update_fields=["cancel_requested"])
     return job
@@ -200,10 +226,13 @@ def job_retry(*, model: type[Model], job_id: int, user) -> Job:
     if not can_manage_job(user, job):
         from django.core.exceptions import PermissionDenied
 
-        raise PermissionDenied("Only moderators (or the owner of an export) manage this job.")
+        raise PermissionDenied(
+            gettext("Only moderators (or the owner of an export) manage this job.")
+        )
     if job.status not in (JobStatus.FAILED, JobStatus.CANCELLED):
         raise JobConflict(
-            f"Only a failed or cancelled job can be retried; this one is {job.status}."
+            gettext("Only a failed or cancelled job can be retried; this one is %(status)s.")
+            % {"status": job.get_status_display()}
         )
     job.status = JobStatus.QUEUED
     job.message = ""
@@ -247,14 +276,14 @@ def _sweep_running(model: type[Model], stale_before: dt.datetime) -> dict[str, i
                 if job.status != JobStatus.RUNNING:
                     continue  # finished (or re-queued) between the two reads
                 if job.cancel_requested:
-                    job_end(
-                        job,
-                        status=JobStatus.CANCELLED,
-                        message=f"Cancelled; {NOTHING_DONE[model]}.",
-                    )
+                    with job_language(job):
+                        message = _cancelled(model)
+                    job_end(job, status=JobStatus.CANCELLED, message=message)
                     counts["cancelled"] += 1
                 elif job.attempts >= MAX_ATTEMPTS:
-                    job_end(job, status=JobStatus.FAILED, message=_stopped(job))
+                    with job_language(job):
+                        message = _stopped(job)
+                    job_end(job, status=JobStatus.FAILED, message=message)
                     counts["failed"] += 1
                 else:
                     job.status = JobStatus.QUEUED

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import datetime as dt
 
+from django.utils.translation import gettext, gettext_lazy
+
 from imports import keywords
 from imports.base import (
     Context,
@@ -34,7 +36,7 @@ PARTICIPANTS_CATEGORY: dict[str, tuple[int | None, int | None]] = {
 
 class MassMobilizationImporter(Importer):
     format = "mm"
-    label = "Mass Mobilization"
+    label = gettext_lazy("Mass Mobilization")
     required_columns = ("country", "startday", "startmonth", "startyear", "location")
 
     def _date(self, row: dict, prefix: str, *, required: bool) -> dt.date | None:
@@ -45,7 +47,8 @@ class MassMobilizationImporter(Importer):
             return dt.date(*parts)  # type: ignore[arg-type]
         except (TypeError, ValueError):
             raise RowProblem(
-                f"{prefix}year/{prefix}month/{prefix}day do not make a date.",
+                gettext("%(year)s/%(month)s/%(day)s do not make a date.")
+                % {"year": f"{prefix}year", "month": f"{prefix}month", "day": f"{prefix}day"},
                 column=f"{prefix}day",
                 value="-".join(str(p) for p in parts),
             ) from None
@@ -53,7 +56,8 @@ class MassMobilizationImporter(Importer):
     def parse(self, row: dict[str, str], context: Context) -> Record:
         if cell(row, "protest") == "0":
             raise RowSkipped(
-                "protest = 0: a country-year without protests, not an event.",
+                gettext("%(column)s = 0: a country-year without protests, not an event.")
+                % {"column": "protest"},
                 column="protest",
                 value="0",
             )
@@ -61,11 +65,15 @@ class MassMobilizationImporter(Importer):
         end = self._date(row, "end", required=False)
         if end is not None and end < start:
             raise RowProblem(
-                "The end date is before the start date.", column="endday", value=end.isoformat()
+                gettext("The end date is before the start date."),
+                column="endday",
+                value=end.isoformat(),
             )
         country = Countries.code(cell(row, "country"))
         if not country:
-            raise RowProblem("Unknown country.", column="country", value=cell(row, "country"))
+            raise RowProblem(
+                gettext("Unknown country."), column="country", value=cell(row, "country")
+            )
         location = cell(row, "location")
         city = None
         for name in [location, *split_list(location, ",;/")]:
@@ -80,7 +88,9 @@ class MassMobilizationImporter(Importer):
             demand = cell(row, f"protesterdemand{i}").lower()
             if demand and demand not in taxonomy.MM_PROTESTER_DEMAND:
                 raise RowProblem(
-                    "Unknown protester demand.", column=f"protesterdemand{i}", value=demand
+                    gettext("Unknown protester demand."),
+                    column=f"protesterdemand{i}",
+                    value=demand,
                 )
             grievances += taxonomy.MM_PROTESTER_DEMAND.get(demand, ())
         if not grievances:
@@ -91,7 +101,9 @@ class MassMobilizationImporter(Importer):
             response = cell(row, f"stateresponse{i}").lower()
             if response and response not in taxonomy.MM_STATE_RESPONSE:
                 raise RowProblem(
-                    "Unknown state response.", column=f"stateresponse{i}", value=response
+                    gettext("Unknown state response."),
+                    column=f"stateresponse{i}",
+                    value=response,
                 )
             police += taxonomy.MM_STATE_RESPONSE.get(response, ())
 

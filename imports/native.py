@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from typing import IO, Any
 
 from django.contrib.gis.geos import Point
+from django.utils.translation import gettext, gettext_lazy
 
 from imports.base import (
     ASCII_INTEGER,
@@ -45,7 +46,7 @@ def _text(value: Any) -> str:
 
 class NativeImporter(Importer):
     format = "native"
-    label = "tracker CSV or GeoJSON"
+    label = gettext_lazy("tracker CSV or GeoJSON")
     required_columns = ("title", "date", "country", "grievances")
 
     def _is_geojson(self, fh: IO[bytes]) -> bool:
@@ -60,18 +61,23 @@ class NativeImporter(Importer):
             data = json.loads(fh.read().decode("utf-8-sig"))
         except UnicodeDecodeError as exc:
             raise FileRejected(
-                f"The file is not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at position "
-                f"{exc.start}). Save it as UTF-8 and upload it again."
+                gettext(
+                    "The file is not UTF-8 text (byte 0x%(byte)s at position %(position)s). "
+                    "Save it as UTF-8 and upload it again."
+                )
+                % {"byte": f"{exc.object[exc.start]:02x}", "position": exc.start}
             ) from None
         except json.JSONDecodeError as exc:
-            raise FileRejected(f"This is not valid GeoJSON: {exc}.") from None
+            raise FileRejected(
+                gettext("This is not valid GeoJSON: %(error)s.") % {"error": exc}
+            ) from None
         except RecursionError:
-            raise FileRejected("This GeoJSON nests lists or objects too deeply.") from None
+            raise FileRejected(gettext("This GeoJSON nests lists or objects too deeply.")) from None
         if not isinstance(data, dict) or data.get("type") != "FeatureCollection":
-            raise FileRejected("A GeoJSON import must be a FeatureCollection of events.")
+            raise FileRejected(gettext("A GeoJSON import must be a FeatureCollection of events."))
         features = data.get("features")
         if not isinstance(features, list):
-            raise FileRejected('The FeatureCollection has no "features" list.')
+            raise FileRejected(gettext('The FeatureCollection has no "features" list.'))
         return features
 
     def check(self, fh: IO[bytes]) -> int:
@@ -86,13 +92,14 @@ class NativeImporter(Importer):
         for number, feature in enumerate(self._features(fh), start=1):
             properties = feature.get("properties") if isinstance(feature, dict) else None
             if not isinstance(properties, dict):
-                yield number, {"__problem__": "A feature without properties."}
+                yield number, {"__problem__": gettext("A feature without properties.")}
                 continue
             row = dict(properties)
             geometry = feature.get("geometry") or {}
             coordinates = geometry.get("coordinates") if isinstance(geometry, dict) else None
             if geometry and (geometry.get("type") != "Point" or not isinstance(coordinates, list)):
-                yield number, {"__problem__": "The geometry of an event must be a Point."}
+                problem = gettext("The geometry of an event must be a Point.")
+                yield number, {"__problem__": problem}
                 continue
             if coordinates:
                 row["longitude"], row["latitude"] = [*coordinates, None, None][:2]
@@ -125,7 +132,10 @@ class NativeImporter(Importer):
         if row.get("__geojson__"):
             sources = row.get("sources") or []
             if not isinstance(sources, list) or not all(isinstance(s, dict) for s in sources):
-                raise RowProblem("sources must be a list of objects.", column="sources")
+                raise RowProblem(
+                    gettext("%(column)s must be a list of objects.") % {"column": "sources"},
+                    column="sources",
+                )
             out = []
             for source in sources:
                 item = {k: _text(source.get(k)) for k in ("url", "title", "publisher", "language")}
@@ -135,7 +145,9 @@ class NativeImporter(Importer):
                     item["published_on"] = dt.date.fromisoformat(published) if published else None
                 except (TypeError, ValueError):
                     raise RowProblem(
-                        "published_on is not a date.", column="sources", value=published
+                        gettext("%(key)s is not a date.") % {"key": "published_on"},
+                        column="sources",
+                        value=published,
                     ) from None
                 out.append(item)
             return out
@@ -161,7 +173,7 @@ class NativeImporter(Importer):
         if not external_ids:
             if not plain.get("id"):
                 raise RowProblem(
-                    "A row needs an id or an external id to be recognised on a re-import.",
+                    gettext("A row needs an id or an external id to be recognised on a re-import."),
                     column="id",
                 )
             external_ids = [check_external_id(f"tracker:{plain['id']}", column="id")]
@@ -171,7 +183,11 @@ class NativeImporter(Importer):
         city_id = plain.get("city_id", "").strip()
         if city_id and not (ASCII_INTEGER.fullmatch(city_id) and len(city_id) <= 18):
             # Not str.isdigit(): it is true for "²", which int() refuses.
-            raise RowProblem("city_id must be a whole number.", column="city_id", value=city_id)
+            raise RowProblem(
+                gettext("%(column)s must be a whole number.") % {"column": "city_id"},
+                column="city_id",
+                value=city_id,
+            )
         if city_id:
             # Ids of another instance may differ; the city's name below decides then.
             city = context.gazetteer.cities.get(int(city_id))
@@ -179,7 +195,9 @@ class NativeImporter(Importer):
             city = context.gazetteer.lookup(plain["city"], country=country or None)
             if city is None:
                 raise RowProblem(
-                    "Unknown city: not in the gazetteer.", column="city", value=plain["city"]
+                    gettext("Unknown city: not in the gazetteer."),
+                    column="city",
+                    value=plain["city"],
                 )
         fields: dict[str, Any] = {name: plain.get(name, "") for name in TEXT_FIELDS}
         fields["date_precision"] = fields["date_precision"] or "day"
