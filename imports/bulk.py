@@ -25,6 +25,7 @@ from typing import Any
 from django.contrib.gis.geos import Point
 from django.db import connection
 from django.db.models import Model
+from psycopg import sql
 
 from tracker import taxonomy
 from tracker.models import City, Event
@@ -154,6 +155,18 @@ def table_columns(model: type[Model]) -> tuple[str, list[str], list[str]]:
     return model._meta.db_table, [f.column for f in fields], [f.attname for f in fields]
 
 
+def _inline(cursor, statements: list[tuple[str, Sequence[Any]]]) -> str:
+    """The statements as one text, their parameters as SQL literals (psycopg's quoting)."""
+    texts = []
+    for statement, params in statements:
+        if params:
+            literals = [sql.Literal(p).as_string(cursor) for p in params]
+            statement = statement.replace("%%", "\x00") % tuple(literals)
+            statement = statement.replace("\x00", "%")
+        texts.append(statement)
+    return ";\n".join(texts)
+
+
 class Background:
     """SQL statements run one after another by a second thread on this thread's database
     connection (the same transaction), while this thread goes on with Python work that
@@ -180,8 +193,11 @@ class Background:
                     return
                 if self._error is None:
                     with self._connection.cursor() as cursor:
-                        for sql, params in job:
-                            cursor.execute(sql, params)
+                        # One round trip for the whole list (the simple query protocol
+                        # takes several statements when there are no parameters): each
+                        # return from PostgreSQL costs this thread a wait for the
+                        # interpreter lock while the other thread parses.
+                        cursor.execute(_inline(cursor, job))
             except BaseException as exc:  # handed to the job's thread by wait()
                 self._error = exc
             finally:

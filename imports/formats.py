@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.core.exceptions import ValidationError
+from django.utils.translation import gettext
 
 from imports.acled import AcledImporter
 from imports.base import Importer
@@ -23,5 +24,10 @@ def importer_for(format: str) -> Importer:
         return importers[format]()
     except KeyError:
         raise ValidationError(
-            {"format": [f"Unknown format {format!r}; choose from {', '.join(importers)}."]}
+            {
+                "format": [
+                    gettext("Unknown format %(format)s; choose from %(known)s.")
+                    % {"format": repr(format), "known": ", ".join(importers)}
+                ]
+            }
         ) from None

@@ -22,6 +22,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from django.contrib.gis.geos import Point
+from django.utils import translation
 
 from imports.base import Gazetteer, Importer, Record, RowProblem
 from imports.parsing_process import END, ERROR, produce
@@ -49,7 +50,15 @@ def parsed_batches(
     out = context.Queue(maxsize=QUEUE_BATCHES)
     child = context.Process(
         target=produce,
-        args=(importer.format, str(path), pickle.dumps(gazetteer), out, batch_size),
+        # The job's language too: the child writes the row reasons.
+        args=(
+            importer.format,
+            str(path),
+            pickle.dumps(gazetteer),
+            out,
+            batch_size,
+            translation.get_language(),
+        ),
         daemon=True,
     )
     try:

@@ -25,11 +25,17 @@ def portable(item):
     return item
 
 
-def produce(format: str, path: str, gazetteer_pickle: bytes, out, batch_size: int) -> None:
+def produce(
+    format: str, path: str, gazetteer_pickle: bytes, out, batch_size: int, language: str | None
+) -> None:
     try:
         import django
 
         django.setup()
+        from django.conf import settings
+        from django.utils import translation
+
+        translation.activate(language or settings.LANGUAGE_CODE)
         from imports.base import Context
         from imports.formats import importer_for
 

@@ -27,7 +27,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.files import File
 from django.db import connection, transaction
 from django.db.models import Model, Q
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.translation import gettext
 
 from imports.base import Context, FileRejected, Gazetteer, Importer, Record, RowProblem
@@ -68,6 +68,13 @@ logger = logging.getLogger(__name__)
 
 BATCH_SIZE = 2000
 READ_AHEAD_BATCHES = 10
+# The session's table of the job's new events (a fixed name: the functions of migration
+# 0015 read it), and those functions.
+NEW_EVENTS = "tracker_import_new_events"
+ROLLUP_ADDERS = (
+    "tracker_rollup_add_imported", "tracker_crowd_add_imported",
+    "tracker_rollup_year_add_imported",
+)  # fmt: skip
 # The event fields a snapshot of an import keeps (ExternalId.imported).
 SNAPSHOT_FIELDS = (
     "title", "description", "date", "end_date", "date_precision", "country", "admin1", "city",
@@ -109,10 +116,17 @@ def import_job_create(
     never shown publicly). A media folder that is full or not writable raises
     StorageUnavailable, with nothing left behind: no partial file and no job row."""
     if not is_moderator(user):
-        raise PermissionDenied("Only moderators can import events.")
+        raise PermissionDenied(gettext("Only moderators can import events."))
     importer_for(format)
     name = Path(getattr(file, "name", "") or "upload").name
-    job = ImportJob(format=format, publish=publish, created_by=user, original_name=name[:255])
+    job = ImportJob(
+        format=format,
+        publish=publish,
+        created_by=user,
+        original_name=name[:255],
+        # The job reports in the language its uploader reads the site in.
+        language=translation.get_language() or settings.LANGUAGE_CODE,
+    )
     stored = f"{uuid.uuid4().hex}{Path(name).suffix.lower()[:10]}"
     target = job.file.field.generate_filename(job, stored)
     try:
@@ -121,8 +135,10 @@ def import_job_create(
         _discard(job.file.storage, target)
         logger.error("Import upload not stored (%s): %s", target, exc)
         raise StorageUnavailable(
-            "The upload could not be stored: the server's media folder is full or not "
-            "writable. Nothing was saved; try again later or tell the administrator."
+            gettext(
+                "The upload could not be stored: the server's media folder is full or not "
+                "writable. Nothing was saved; try again later or tell the administrator."
+            )
         ) from exc
     try:
         job.heartbeat_at = timezone.now()  # for a queued job: when it was queued
@@ -162,7 +178,8 @@ def import_job_run(*, job_id: int, progress: ProgressCallback | None = None) -> 
         job, go = job_begin(model=ImportJob, job_id=job_id)
         if not go:
             return job
-        return _import(job, run, progress)
+        with translation.override(job.language or settings.LANGUAGE_CODE):
+            return _import(job, run, progress)
 
 
 def _import(job: ImportJob, run: JobRun, progress: ProgressCallback | None) -> ImportJob:
@@ -173,7 +190,11 @@ def _import(job: ImportJob, run: JobRun, progress: ProgressCallback | None) -> I
     except FileRejected as exc:
         return _finish(job, status=JobStatus.FAILED, message=str(exc))
     except OSError as exc:
-        return _finish(job, status=JobStatus.FAILED, message=f"The file cannot be read: {exc}.")
+        return _finish(
+            job,
+            status=JobStatus.FAILED,
+            message=gettext("The file cannot be read: %(error)s.") % {"error": exc},
+        )
     job.save(update_fields=["rows_total"])
     cache.set(_progress_key(job.pk), 0, timeout=24 * 3600)
 
@@ -203,7 +224,7 @@ def _import(job: ImportJob, run: JobRun, progress: ProgressCallback | None) -> I
         return _finish(
             job,
             status=JobStatus.CANCELLED,
-            message="Cancelled while running; nothing was imported.",
+            message=gettext("Cancelled while running; nothing was imported."),
             reset=True,
         )
     except Exception:
@@ -211,8 +232,10 @@ def _import(job: ImportJob, run: JobRun, progress: ProgressCallback | None) -> I
         return _finish(
             job,
             status=JobStatus.FAILED,
-            message="The import stopped on an internal error; nothing was imported. "
-            "The error is in the server log.",
+            message=gettext(
+                "The import stopped on an internal error; nothing was imported. "
+                "The error is in the server log."
+            ),
             reset=True,
         )
 
@@ -423,13 +446,17 @@ class ImportWriter:
 
     def __enter__(self) -> ImportWriter:
         # Rows reach their tables through staging tables of the transaction's own (no
-        # indexes, no triggers), filled by COPY from here and moved by INSERT ... SELECT in
-        # the background, which writes the history rows from the same rows. New events
-        # move once, at the end: the cost of the event table's rollup triggers grows with
-        # the cells a statement touches, not with its rows (0.7 s for 2,000 rows, 3.6 s
-        # for 20,000, 4.7 s for 90,000), so that one statement is the cheapest.
+        # indexes, no triggers), filled by COPY from here and moved batch by batch by
+        # INSERT ... SELECT in the background, which writes the history rows from the same
+        # rows, while this thread reads the next batches. The event table's rollup triggers
+        # cost per cell a statement touches, not per row (0.7 s for 2,000 events, 4.7 s for
+        # 90,000), so they step aside for the job (migration 0015) and the job's new events,
+        # gathered in `tracker_import_new_events`, are added to the rollups once, at the end.
+        # Foreign keys are checked as each move runs, not all at commit.
         self.stage = {}
         with connection.cursor() as cursor:
+            cursor.execute("SELECT set_config('tracker.import_rollups', 'deferred', true)")
+            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
             for model in STAGED:
                 name = f"import_{self.job.pk}_{model._meta.model_name}"
                 # The columns only: no constraints (the real table checks the rows).
@@ -438,6 +465,13 @@ class ImportWriter:
                     f'AS SELECT * FROM "{model._meta.db_table}" WITH NO DATA'
                 )
                 self.stage[model] = name
+            cursor.execute(
+                f'CREATE TEMPORARY TABLE IF NOT EXISTS "{NEW_EVENTS}" ON COMMIT DROP '  # noqa: S608
+                f'AS SELECT * FROM "{Event._meta.db_table}" WITH NO DATA'
+            )
+            cursor.execute(f'TRUNCATE "{NEW_EVENTS}"')
+            cursor.execute(f'CREATE INDEX IF NOT EXISTS "{NEW_EVENTS}_id" ON "{NEW_EVENTS}" (id)')
+        self.first_new_id: int | None = None
         self.background = Background()
         return self
 
@@ -455,10 +489,34 @@ class ImportWriter:
         self.background.wait()
 
     def finish(self) -> None:
-        """Everything read: the last new events go to the event table."""
+        """Everything read: the last rows to their tables, the new events to the rollups,
+        and the transaction's settings back to what the rest of it expects."""
         self.flush()
-        self.background.run(self._moves())
+        self.background.run(
+            [
+                *self._moves(),
+                *((f"SELECT {adder}()", []) for adder in ROLLUP_ADDERS),
+                (f'TRUNCATE "{NEW_EVENTS}"', []),
+                ("SELECT set_config('tracker.import_rollups', '', true)", []),
+                ("SET CONSTRAINTS ALL DEFERRED", []),
+            ]
+        )
         self.flush()
+
+    def _created_here(self, event_ids: list[int]) -> set[int]:
+        """Which of these events this job created (a later row can name one of them by an
+        external id given as another's `external_ids`)."""
+        if self.first_new_id is None:
+            return set()
+        candidates = [pk for pk in event_ids if pk >= self.first_new_id]
+        if not candidates:
+            return set()
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f'SELECT id FROM "{NEW_EVENTS}" WHERE id = ANY(%s)',  # noqa: S608
+                [candidates],
+            )
+            return {pk for (pk,) in cursor.fetchall()}
 
     def _moves(self, models: Sequence[type[Model]] = STAGED) -> list[tuple[str, list]]:
         """The staged rows of these models to their tables."""
@@ -497,6 +555,10 @@ class ImportWriter:
         ]
         if history_table is None:
             return [*statements, (f'TRUNCATE "{stage}"', [])]
+        if model is Event:  # gathered for the rollups, added at the end
+            statements.append(
+                (f'INSERT INTO "{NEW_EVENTS}" SELECT * FROM "{stage}"', [])  # noqa: S608
+            )
         history, tracked, _ = history_table
         tracked_names = ", ".join(f'"{c}"' for c in tracked)
         history_names = tracked_names + (
@@ -578,7 +640,8 @@ class ImportWriter:
                     self._issue(
                         number,
                         RowProblem(
-                            f"Duplicate id {item.external_id}: row {first} has the same id.",
+                            gettext("Duplicate id %(id)s: row %(row)s has the same id.")
+                            % {"id": item.external_id, "row": first},
                             column=item.columns.get("id", "id"),
                             value=item.external_id,
                         ),
@@ -589,6 +652,7 @@ class ImportWriter:
             records.append((number, item))
 
         existing = self._existing_ids([r.external_id for _, r in records])
+        created_here = self._created_here([ext.event_id for ext in existing.values()])
         to_create: list[tuple[int, Record, Event]] = []
         to_update: list[tuple[int, Record, ExternalId]] = []
         to_refresh: dict[int, Record] = {}
@@ -603,6 +667,23 @@ class ImportWriter:
                 if event is not None:
                     to_create.append((number, record, event))
                     record.fingerprint = fingerprint
+                continue
+            if found.event_id in created_here:
+                # Another id of an event an earlier row of this file created.
+                issues.append(
+                    self._issue(
+                        number,
+                        RowProblem(
+                            gettext(
+                                "Duplicate id %(id)s: an earlier row of this file has the "
+                                "same event (by another of its ids)."
+                            )
+                            % {"id": record.external_id},
+                            column=record.columns.get("id", "id"),
+                            value=record.external_id,
+                        ),
+                    )
+                )
                 continue
             if record.version and found.version:
                 changed = _is_newer(record.version, found.version)
@@ -621,9 +702,7 @@ class ImportWriter:
         self._refresh_unchanged(to_refresh)
         self._create(to_create, issues)
         self._copy(ImportIssue, issues)
-        # Sources, external ids and links now, in the background (their foreign keys are
-        # checked at commit); the events at the end, in one statement.
-        self.background.run(self._moves(STAGED[1:]))
+        self.background.run(self._moves())
 
     def _publishes(self, record: Record) -> bool:
         """Whether this job publishes the row's event if it is pending: a trusted job (the
@@ -679,13 +758,13 @@ class ImportWriter:
         return _issue_row(self.job, number, kind, problem.column, problem.value, problem.reason)
 
     def _placed(self, number: int, record: Record, issues: list) -> None:
-        """Count how the row's event was placed; an unplaced one is noted in the report."""
+        """Count how the row's event was placed; one whose place name the gazetteer does not
+        know is noted in the report (with no name, there is nothing to add to it)."""
         how = record.placed if record.fields.get("city") is not None else ""
         self.places[how or "unplaced"] += 1
-        if not how:
-            name = record.place_name.strip()
-            if name:
-                self.unplaced_names[name] += 1
+        name = record.place_name.strip()
+        if not how and name:
+            self.unplaced_names[name] += 1
             issues.append(
                 _issue_row(
                     self.job, number, ImportIssue.Kind.UNPLACED,
@@ -847,6 +926,8 @@ class ImportWriter:
         self.now = timezone.now()
         for (_, _, event), pk in zip(items, reserve_ids(Event, len(items)), strict=True):
             event["id"] = pk
+        if self.first_new_id is None:
+            self.first_new_id = items[0][2]["id"]
         pairs = [(event, record) for _, record, event in items]
         external_ids = []
         for number, record, event in items:
@@ -991,10 +1072,14 @@ class ImportWriter:
 
 
 REPORT_HEADER = ("row", "column", "value", "reason", "kind")
+# A conflict names the event and the two values the file's value met.
+CONFLICT_HEADER = ("event", "previous_value", "kept_value")
 
 
 def report_rows(*, job: ImportJob):
     """The job's row-level report as CSV rows, header first; streamed from the database."""
-    yield REPORT_HEADER
-    issues = job.issues.order_by("row", "id").values_list(*REPORT_HEADER)
+    yield REPORT_HEADER + CONFLICT_HEADER
+    issues = job.issues.order_by("row", "id").values_list(
+        *REPORT_HEADER, "event_id", "previous_value", "kept_value"
+    )
     yield from issues.iterator(chunk_size=2000)

@@ -11,6 +11,7 @@ from tracker.models import ExportJob, ExportLayout, ImportFormat, ImportJob
 class ImportJobSerializer(serializers.ModelSerializer):
     format = serializers.CharField(read_only=True)
     counts = serializers.SerializerMethodField()
+    places = serializers.SerializerMethodField()
     progress = serializers.SerializerMethodField()
     report_url = serializers.SerializerMethodField()
 
@@ -18,8 +19,8 @@ class ImportJobSerializer(serializers.ModelSerializer):
         model = ImportJob
         fields = [
             "id", "format", "original_name", "publish", "status", "message", "progress",
-            "counts", "report_url", "attempts", "cancel_requested", "heartbeat_at",
-            "created_at", "started_at", "finished_at",
+            "counts", "places", "conflicts", "report_url", "attempts", "cancel_requested",
+            "heartbeat_at", "created_at", "started_at", "finished_at",
         ]  # fmt: skip
         read_only_fields = fields
 
@@ -30,6 +31,21 @@ class ImportJobSerializer(serializers.ModelSerializer):
             "unchanged": job.rows_unchanged,
             "skipped": job.rows_skipped,
             "failed": job.rows_failed,
+        }
+
+    conflicts = serializers.IntegerField(
+        source="rows_conflicts",
+        read_only=True,
+        help_text="Rows where a moderator's correction was kept over the file's new value; "
+        "each field is a row of the report (kind conflict).",
+    )
+
+    def get_places(self, job: ImportJob) -> dict[str, int]:
+        """How the gazetteer placed the rows imported (created or updated)."""
+        return {
+            "by_name": job.rows_placed_by_name,
+            "by_point": job.rows_placed_by_point,
+            "unplaced": job.rows_unplaced,
         }
 
     def get_progress(self, job: ImportJob) -> dict[str, int]:

@@ -72,7 +72,11 @@ def test_upload_through_the_api_is_imported_by_the_worker(celery_worker, make_us
     }  # fmt: skip
     report = api.get(status["report_url"])
     rows = list(csv.reader(io.StringIO(b"".join(report.streaming_content).decode())))
-    assert rows[0] == ["row", "column", "value", "reason", "kind"]
+    assert rows[0] == [
+        "row", "column", "value", "reason", "kind", "event", "previous_value", "kept_value"
+    ]  # fmt: skip
+    assert status["places"] == {"by_name": 1, "by_point": 0, "unplaced": 0}
+    assert status["conflicts"] == 0
     assert rows[1][:3] == ["3", "event_type", "Strategic developments"]
     event = Event.objects.get(external_ids__value="KAZW1")
     assert event.status == Event.Status.PUBLISHED
