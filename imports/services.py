@@ -210,6 +210,7 @@ def _import(job: ImportJob, run: JobRun, progress: ProgressCallback | None) -> I
                     raise JobCancelled
                 for parsed in ahead:
                     writer.write(parsed)
+                writer.move()  # in the background, while the next batches are read
                 ahead = []
                 _report_progress(job, writer.rows_done, progress)
             for parsed in ahead:
@@ -470,8 +471,6 @@ class ImportWriter:
                 f'AS SELECT * FROM "{Event._meta.db_table}" WITH NO DATA'
             )
             cursor.execute(f'TRUNCATE "{NEW_EVENTS}"')
-            cursor.execute(f'CREATE INDEX IF NOT EXISTS "{NEW_EVENTS}_id" ON "{NEW_EVENTS}" (id)')
-        self.first_new_id: int | None = None
         self.background = Background()
         return self
 
@@ -503,20 +502,9 @@ class ImportWriter:
         )
         self.flush()
 
-    def _created_here(self, event_ids: list[int]) -> set[int]:
-        """Which of these events this job created (a later row can name one of them by an
-        external id given as another's `external_ids`)."""
-        if self.first_new_id is None:
-            return set()
-        candidates = [pk for pk in event_ids if pk >= self.first_new_id]
-        if not candidates:
-            return set()
-        with connection.cursor() as cursor:
-            cursor.execute(
-                f'SELECT id FROM "{NEW_EVENTS}" WHERE id = ANY(%s)',  # noqa: S608
-                [candidates],
-            )
-            return {pk for (pk,) in cursor.fetchall()}
+    def move(self) -> None:
+        """The rows staged so far to their tables, in the background (see `write`)."""
+        self.background.run(self._moves())
 
     def _moves(self, models: Sequence[type[Model]] = STAGED) -> list[tuple[str, list]]:
         """The staged rows of these models to their tables."""
@@ -627,7 +615,8 @@ class ImportWriter:
     # --- one batch ------------------------------------------------------------------------
 
     def write(self, batch: Iterable[tuple[int, Record | RowProblem]]) -> None:
-        self.flush()  # the previous batch's move, done while this one was read
+        """Stage one batch; `move` then sends what was staged to its tables."""
+        self.flush()  # the previous move, done while this batch was read
         issues: list[dict[str, Any]] = []
         records: list[tuple[int, Record]] = []
         for number, item in batch:
@@ -649,10 +638,14 @@ class ImportWriter:
                 )
                 continue
             self.seen[item.external_id] = number
+            # An event's other ids are this file's too: a later row with one of them is a
+            # duplicate, and an id an earlier row holds is not given twice.
+            item.other_external_ids = [x for x in item.other_external_ids if x not in self.seen]
+            for other in item.other_external_ids:
+                self.seen[other] = number
             records.append((number, item))
 
         existing = self._existing_ids([r.external_id for _, r in records])
-        created_here = self._created_here([ext.event_id for ext in existing.values()])
         to_create: list[tuple[int, Record, Event]] = []
         to_update: list[tuple[int, Record, ExternalId]] = []
         to_refresh: dict[int, Record] = {}
@@ -667,23 +660,6 @@ class ImportWriter:
                 if event is not None:
                     to_create.append((number, record, event))
                     record.fingerprint = fingerprint
-                continue
-            if found.event_id in created_here:
-                # Another id of an event an earlier row of this file created.
-                issues.append(
-                    self._issue(
-                        number,
-                        RowProblem(
-                            gettext(
-                                "Duplicate id %(id)s: an earlier row of this file has the "
-                                "same event (by another of its ids)."
-                            )
-                            % {"id": record.external_id},
-                            column=record.columns.get("id", "id"),
-                            value=record.external_id,
-                        ),
-                    )
-                )
                 continue
             if record.version and found.version:
                 changed = _is_newer(record.version, found.version)
@@ -702,7 +678,6 @@ class ImportWriter:
         self._refresh_unchanged(to_refresh)
         self._create(to_create, issues)
         self._copy(ImportIssue, issues)
-        self.background.run(self._moves())
 
     def _publishes(self, record: Record) -> bool:
         """Whether this job publishes the row's event if it is pending: a trusted job (the
@@ -926,8 +901,6 @@ class ImportWriter:
         self.now = timezone.now()
         for (_, _, event), pk in zip(items, reserve_ids(Event, len(items)), strict=True):
             event["id"] = pk
-        if self.first_new_id is None:
-            self.first_new_id = items[0][2]["id"]
         pairs = [(event, record) for _, record, event in items]
         external_ids = []
         for number, record, event in items:

@@ -162,3 +162,30 @@ def test_an_uncorrected_event_takes_the_newer_rows_values(run_import):
     assert (job.rows_updated, job.rows_conflicts) == (1, 0)
     assert _event("U1").deaths == 3
     assert not job.issues.filter(kind=ImportIssue.Kind.CONFLICT).exists()
+
+
+@pytest.mark.parametrize("batch_size", [2000, 1], ids=["one-batch", "batch-per-row"])
+def test_a_row_naming_an_earlier_rows_other_id_is_a_duplicate(run_import, monkeypatch, batch_size):
+    # Rows are staged and moved in groups: the file's own ids must be known before they
+    # reach the external id table, in one batch or across batches.
+    monkeypatch.setattr("imports.services.BATCH_SIZE", batch_size)
+    rows = [
+        {"title": "Rally", "date": "2020-01-01", "country": "KZ", "grievances": "welfare",
+         "external_ids": "acled:KAZ77;ccc:abc"},
+        {"title": "Rally again", "date": "2020-01-01", "country": "KZ", "grievances": "welfare",
+         "external_ids": "ccc:abc"},
+        {"title": "Other", "date": "2020-01-02", "country": "KZ", "grievances": "land",
+         "external_ids": "mm:5;ccc:abc"},
+    ]  # fmt: skip
+    job = run_import(csv_bytes(rows), format="native")
+    assert job.status == "succeeded", job.message
+    assert (job.rows_created, job.rows_failed) == (2, 1)
+    issue = job.issues.get(kind=ImportIssue.Kind.FAILED)
+    assert (issue.row, issue.value) == (3, "ccc:abc")
+    assert "row 2 has the same id" in issue.reason
+    first = Event.objects.get(external_ids__scheme="acled", external_ids__value="KAZ77")
+    assert sorted(f"{x.scheme}:{x.value}" for x in first.external_ids.all()) == [
+        "acled:KAZ77", "ccc:abc"
+    ]  # fmt: skip
+    other = Event.objects.get(external_ids__scheme="mm", external_ids__value="5")
+    assert [f"{x.scheme}:{x.value}" for x in other.external_ids.all()] == ["mm:5"]
