@@ -431,7 +431,6 @@ class ImportWriter:
         # Public on the event's history page: the job and the format, never the file's name.
         self.reason = f"import job {job.pk} ({job.format})"
         self.status = Event.Status.PUBLISHED if job.publish else Event.Status.PENDING
-        self.seen: dict[str, int] = {}
         self.organizations = {o.name.lower(): o for o in Organization.objects.all()}
         self.counts = dict.fromkeys(("created", "updated", "unchanged", "skipped", "failed"), 0)
         # Of the rows created or updated: how they were placed; and the rows with a kept
@@ -471,6 +470,12 @@ class ImportWriter:
                 f'AS SELECT * FROM "{Event._meta.db_table}" WITH NO DATA'
             )
             cursor.execute(f'TRUNCATE "{NEW_EVENTS}"')
+            # The file's ids so far (duplicates), with the row that had each first.
+            self.ids = f"import_{self.job.pk}_ids"
+            cursor.execute(
+                f'CREATE TEMPORARY TABLE "{self.ids}" '
+                '(external_id text PRIMARY KEY, "row" integer NOT NULL) ON COMMIT DROP'
+            )
         self.background = Background()
         return self
 
@@ -505,6 +510,23 @@ class ImportWriter:
     def move(self) -> None:
         """The rows staged so far to their tables, in the background (see `write`)."""
         self.background.run(self._moves())
+
+    def _seen_before(self, external_ids: list[str]) -> dict[str, int]:
+        """Which of these ids earlier rows of the file had, and the row of each. Kept in a
+        table of the transaction (with its index), not in memory: a million rows' ids would
+        be this process's largest object."""
+        if not external_ids:
+            return {}
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f'SELECT external_id, "row" FROM "{self.ids}" WHERE external_id = ANY(%s)',  # noqa: S608
+                [external_ids],
+            )
+            return dict(cursor.fetchall())
+
+    def _copy_seen(self, new_ids: dict[str, int]) -> None:
+        if new_ids:
+            copy_rows(ImportIssue, ["external_id", "row"], new_ids.items(), table=self.ids)
 
     def _moves(self, models: Sequence[type[Model]] = STAGED) -> list[tuple[str, list]]:
         """The staged rows of these models to their tables."""
@@ -619,11 +641,21 @@ class ImportWriter:
         self.flush()  # the previous move, done while this batch was read
         issues: list[dict[str, Any]] = []
         records: list[tuple[int, Record]] = []
+        batch = list(batch)
+        seen = self._seen_before(
+            [
+                text
+                for _, item in batch
+                if isinstance(item, Record)
+                for text in (item.external_id, *item.other_external_ids)
+            ]
+        )
+        new_ids: dict[str, int] = {}
         for number, item in batch:
             if isinstance(item, RowProblem):
                 issues.append(self._issue(number, item))
                 continue
-            first = self.seen.get(item.external_id)
+            first = seen.get(item.external_id)
             if first is not None:
                 issues.append(
                     self._issue(
@@ -637,13 +669,14 @@ class ImportWriter:
                     )
                 )
                 continue
-            self.seen[item.external_id] = number
+            seen[item.external_id] = new_ids[item.external_id] = number
             # An event's other ids are this file's too: a later row with one of them is a
             # duplicate, and an id an earlier row holds is not given twice.
-            item.other_external_ids = [x for x in item.other_external_ids if x not in self.seen]
+            item.other_external_ids = [x for x in item.other_external_ids if x not in seen]
             for other in item.other_external_ids:
-                self.seen[other] = number
+                seen[other] = new_ids[other] = number
             records.append((number, item))
+        self._copy_seen(new_ids)
 
         existing = self._existing_ids([r.external_id for _, r in records])
         to_create: list[tuple[int, Record, Event]] = []
