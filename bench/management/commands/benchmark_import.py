@@ -27,7 +27,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import connection, transaction
 
 from imports.acled import COLUMNS
-from tracker.models import City, Event, ExternalId, ImportJob
+from tracker.models import City, Event, ImportJob
 
 NOTES = [
     "On {date}, around 200 residents protested against rising utility prices in {city}.",
@@ -130,6 +130,45 @@ def psql_copy_seconds(path: Path) -> float:
     return seconds
 
 
+def write_synthetic_mm(path: Path, rows: int, *, seed: int = 11, prefix: str = "") -> None:
+    """A Mass Mobilization file of the same places and years (its own columns and words)."""
+    from tracker import taxonomy
+
+    rng = random.Random(seed)  # noqa: S311 - synthetic test data, not secrets
+    names = list(City.objects.filter(country="KZ").values_list("name", flat=True))
+    demands = sorted(taxonomy.MM_PROTESTER_DEMAND)
+    responses = sorted(taxonomy.MM_STATE_RESPONSE)
+    columns = [
+        "id", "country", "year", "protest", "startday", "startmonth", "startyear", "endday",
+        "endmonth", "endyear", "location", "participants_category", "participants",
+        "protesteridentity", *(f"protesterdemand{i}" for i in range(1, 5)),
+        *(f"stateresponse{i}" for i in range(1, 8)), "sources", "notes",
+    ]  # fmt: skip
+    with path.open("w", encoding="utf-8", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(columns)
+        for i in range(rows):
+            year, month, day = rng.randint(2015, 2024), rng.randint(1, 12), rng.randint(1, 28)
+            protest = rng.random() < 0.9
+            writer.writerow([
+                f"{prefix or 'MM'}{i}", "Kazakhstan", year, 1 if protest else 0, day, month,
+                year, day, month, year, rng.choice(names), "100-999", "about 200",
+                "residents", rng.choice(demands), "", "", "", rng.choice(responses),
+                *[""] * 6, "Radio Azattyk; Vlast.kz", rng.choice(NOTES).format(
+                    date=f"{year}-{month:02d}-{day:02d}", city="", n=rng.randint(1, 99)
+                ),
+            ])  # fmt: skip
+
+
+def job_events_sql(job: ImportJob) -> str:
+    """The events a job created, by the history rows it wrote (its reason names it)."""
+    historical = Event.history.model._meta.db_table
+    return (
+        f"SELECT id FROM {historical} WHERE history_type = '+' "  # noqa: S608 - our own text
+        f"AND history_change_reason = 'import job {int(job.pk)} ({job.format})'"
+    )
+
+
 class Command(BaseCommand):
     help = (
         "Import a synthetic ACLED file and compare the time with psql \\copy of the same rows "
@@ -138,81 +177,128 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--rows", type=int, nargs="+", default=[100_000])
+        parser.add_argument(
+            "--formats", nargs="+", default=["acled"], choices=["acled", "ccc", "mm", "native"],
+            help="Also import, as files of the other formats, the same events: the CCC-like "
+            "and the tracker's CSV exports of the ACLED file's events, and a synthetic Mass "
+            "Mobilization file of as many rows.",
+        )  # fmt: skip
         parser.add_argument("--keep", action="store_true", help="Keep the imported events.")
         parser.add_argument("--markdown", help="Also write the table as Markdown to this file.")
 
-    def handle(self, *args, rows: list[int], keep: bool, markdown: str | None, **options):
+    def handle(
+        self, *args, rows: list[int], formats: list[str], keep: bool, markdown: str | None,
+        **options,
+    ):  # fmt: skip
         from django.contrib.auth import get_user_model
 
         user = get_user_model().objects.filter(is_superuser=True).first()
         if user is None:
             raise CommandError("Create a superuser first (the import runs as a moderator).")
-        results = [self._one(n, user, keep=keep) for n in rows]
+        results = [r for n in rows for r in self._one(n, user, formats=formats, keep=keep)]
         lines = [
-            "| rows in the file | events | import | rows/s | `\\copy` into the event table "
-            "| ratio | `\\copy` of the file (text table) | ratio | peak RSS |",
-            "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+            "| format | rows in the file | events | import | rows/s | `\\copy` into the event "
+            "table | ratio | `\\copy` of the file (text table) | ratio | peak RSS |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
         ]
         for r in results:
             lines.append(
-                f"| {r['rows']:,} | {r['events']:,} | {r['import']:.1f} s | "
+                f"| {r['format']} | {r['rows']:,} | {r['events']:,} | {r['import']:.1f} s | "
                 f"{r['rows'] / r['import']:,.0f} | {r['floor']:.1f} s | "
-                f"**{r['import'] / r['floor']:.2f}** | {r['file_copy']:.2f} s | "
-                f"{r['import'] / r['file_copy']:.1f} | {r['rss_mb']:.0f} MB |"
+                f"**{r['import'] / r['floor']:.2f}** | "
+                + (
+                    f"{r['file_copy']:.2f} s | {r['import'] / r['file_copy']:.1f} | "
+                    if r["file_copy"]
+                    else "– | – | "
+                )
+                + f"{r['rss_mb']:.0f} MB |"
             )
         self.stdout.write("\n".join(lines))
         if markdown:
             Path(markdown).write_text("\n".join(lines) + "\n", encoding="utf-8")
 
-    def _one(self, rows: int, user, *, keep: bool) -> dict:
+    def _one(self, rows: int, user, *, formats: list[str], keep: bool) -> list[dict]:
+        prefix = f"IMP{uuid.uuid4().hex[:8]}-"
+        results = []
+        with tempfile.TemporaryDirectory() as tmp:
+            folder = Path(tmp)
+            path = folder / "acled.csv"
+            write_synthetic_acled(path, rows, prefix=prefix)
+            files = {"acled": (path, rows)}
+
+            def derived(job):
+                """The other formats' files, of the ACLED file's events, before rollback."""
+                from imports.exports import event_csv_blocks, export_csv_lines
+
+                created = Event.history.model.objects.filter(
+                    history_type="+", history_change_reason=f"import job {job.pk} ({job.format})"
+                )
+                events = Event.objects.filter(id__in=created.values("id"))
+                if "ccc" in formats:
+                    with (folder / "ccc.csv").open("wb") as out:
+                        out.writelines(export_csv_lines(events=events, layout="ccc"))
+                    files["ccc"] = (folder / "ccc.csv", job.rows_created)
+                if "native" in formats:
+                    with (folder / "native.csv").open("wb") as out:
+                        out.writelines(event_csv_blocks(events))
+                    files["native"] = (folder / "native.csv", job.rows_created)
+
+            results.append(self._measure("acled", path, rows, user, keep=keep, then=derived))
+            if "mm" in formats:
+                write_synthetic_mm(folder / "mm.csv", rows, prefix=prefix)
+                files["mm"] = (folder / "mm.csv", rows)
+            for name in ("ccc", "mm", "native"):
+                if name in files:
+                    file, n = files[name]
+                    results.append(self._measure(name, file, n, user, keep=False))
+        connection.close()
+        return results
+
+    def _measure(self, format: str, path: Path, rows: int, user, *, keep: bool, then=None):
         from imports.services import import_job_create, import_job_run
 
-        prefix = f"IMP{uuid.uuid4().hex[:8]}-"
-        with tempfile.TemporaryDirectory() as tmp:
-            path = Path(tmp) / "acled-benchmark.csv"
-            write_synthetic_acled(path, rows, prefix=prefix)
-            size_mb = path.stat().st_size / 1e6
-            self.stdout.write(f"synthetic ACLED file: {rows} rows, {size_mb:.1f} MB")
-            file_copy = psql_copy_seconds(path)
-            dumped = Path(tmp) / "events.copy"
-            rss_before = _peak_rss_mb()
-            try:
-                with transaction.atomic():
-                    with path.open("rb") as fh:
-                        job = import_job_create(
-                            file=File(fh, name=path.name), format="acled", publish=True,
-                            user=user, dispatch=False,
-                        )  # fmt: skip
-                    started = time.perf_counter()
-                    job = import_job_run(job_id=job.pk)
-                    seconds = time.perf_counter() - started
-                    rss = _peak_rss_mb()
-                    job.file.delete(save=False)
-                    if job.status != ImportJob.Status.SUCCEEDED:
-                        raise CommandError(f"The import failed: {job.message}")
-                    # The prefix is hex digits and a dash: nothing to quote.
-                    ids = (
-                        f"SELECT event_id FROM {ExternalId._meta.db_table} "  # noqa: S608
-                        f"WHERE scheme = 'acled' AND value LIKE '{prefix}%'"
-                    )
-                    events = dump_events(dumped, ids)
-                    if not keep:
-                        raise _Rollback
-            except _Rollback:
-                pass
-            floor = event_table_copy_seconds(dumped)
+        size_mb = path.stat().st_size / 1e6
+        self.stdout.write(f"{format} file: {rows} rows, {size_mb:.1f} MB")
+        file_copy = psql_copy_seconds(path) if format == "acled" else None
+        dumped = path.with_suffix(".events")
+        rss_before = _peak_rss_mb()
+        try:
+            with transaction.atomic():
+                with path.open("rb") as fh:
+                    job = import_job_create(
+                        file=File(fh, name=path.name), format=format, publish=True, user=user,
+                        dispatch=False,
+                    )  # fmt: skip
+                started = time.perf_counter()
+                job = import_job_run(job_id=job.pk)
+                seconds = time.perf_counter() - started
+                rss = _peak_rss_mb()
+                job.file.delete(save=False)
+                if job.status != ImportJob.Status.SUCCEEDED:
+                    raise CommandError(f"The {format} import failed: {job.message}")
+                events = dump_events(dumped, job_events_sql(job))
+                if then is not None:
+                    then(job)
+                if not keep:
+                    raise _Rollback
+        except _Rollback:
+            pass
+        floor = event_table_copy_seconds(dumped)
         self.stdout.write(
             f"import:       {seconds:7.2f} s  {rows / seconds:10.0f} rows/s  ({job.message})\n"
             f"\\copy into the event table ({events} events): {floor:7.2f} s; "
             f"ratio {seconds / floor:.2f}\n"
-            f"\\copy of the file into a text table: {file_copy:7.2f} s; "
-            f"ratio {seconds / file_copy:.1f}\n"
-            f"peak RSS {rss:.0f} MB (before the import {rss_before:.0f} MB)"
+            + (
+                f"\\copy of the file into a text table: {file_copy:7.2f} s; "
+                f"ratio {seconds / file_copy:.1f}\n"
+                if file_copy
+                else ""
+            )
+            + f"peak RSS {rss:.0f} MB (before the import {rss_before:.0f} MB)"
         )
-        connection.close()
         return {
-            "rows": rows, "events": events, "import": seconds, "floor": floor,
-            "file_copy": file_copy, "rss_mb": rss,
+            "format": format, "rows": rows, "events": events, "import": seconds,
+            "floor": floor, "file_copy": file_copy, "rss_mb": rss,
         }  # fmt: skip
 
 
