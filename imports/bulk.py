@@ -1,5 +1,5 @@
 """The fast path of an import's new rows: plain values instead of model instances, a cheap
-test that a row is certainly valid, and COPY in a thread of its own.
+test that a row is certainly valid, and a second thread that moves staged rows.
 
 At 100,000 rows an `Event()` and its `full_clean()` cost more than PostgreSQL's whole work
 for the row, so a new event is a dict of column values. `certainly_valid` passes only rows
@@ -7,10 +7,10 @@ that every check of the model (field validators, `Event.clean`, the table's CHEC
 constraints) would pass; any other row goes the slow way, through `full_clean`, which stays
 the one authority on what is valid and says why not in the user's language.
 
-`Background` runs the statements that move a batch from staging tables into the real
-ones (indexes, history rows, rollup triggers) in a second thread on the job's own
-connection, in the same transaction, so that PostgreSQL writes one batch while Python reads
-and maps the next one from the file.
+`Background` runs the statements that move staged batches into the real tables (their
+indexes, foreign keys and history rows) in a second thread on the job's own connection, in
+the same transaction, so that PostgreSQL writes them while Python reads and maps the next
+batches from the file. (The rollups are added once, at the job's end: migration 0015.)
 """
 
 from __future__ import annotations

@@ -446,9 +446,9 @@ class ImportWriter:
 
     def __enter__(self) -> ImportWriter:
         # Rows reach their tables through staging tables of the transaction's own (no
-        # indexes, no triggers), filled by COPY from here and moved batch by batch by
-        # INSERT ... SELECT in the background, which writes the history rows from the same
-        # rows, while this thread reads the next batches. The event table's rollup triggers
+        # indexes, no triggers), filled by COPY from here and moved a few batches at a time
+        # by INSERT ... SELECT in the background, which writes the history rows from the
+        # same rows, while this thread reads the next batches. The event table's rollup triggers
         # cost per cell a statement touches, not per row (0.7 s for 2,000 events, 4.7 s for
         # 90,000), so they step aside for the job (migration 0015) and the job's new events,
         # gathered in `tracker_import_new_events`, are added to the rollups once, at the end.
