@@ -59,6 +59,15 @@ def test_summary_and_report_say_how_rows_were_placed(run_import):
     assert notes == [(4, "location", "Nowhereville"), (5, "location", "Nowhereville")]
 
 
+def _import_c1(run_import, *, arrested: int, deaths: int, timestamp: int):
+    """Row C1 of an ACLED file, as a newer version of it would say."""
+    row = acled_row(
+        event_id_cnty="C1", notes=f"Police detained {arrested} people.",
+        fatalities=str(deaths), timestamp=str(timestamp),
+    )  # fmt: skip
+    return run_import(csv_bytes([row]))
+
+
 def _report(job) -> list[dict]:
     rows = list(report_rows(job=job))
     out = io.StringIO()
@@ -67,18 +76,7 @@ def _report(job) -> list[dict]:
 
 
 def test_a_moderators_correction_survives_a_newer_row_and_the_conflict_is_listed(run_import):
-    first = run_import(
-        csv_bytes(
-            [
-                acled_row(
-                    event_id_cnty="C1",
-                    notes="Police detained 5 people.",
-                    fatalities="0",
-                    timestamp="1600000000",
-                ),
-            ]
-        )
-    )
+    first = _import_c1(run_import, arrested=5, deaths=0, timestamp=1600000000)
     assert first.status == "succeeded", first.message
     event = _event("C1")
     assert (event.arrests, event.deaths) == (5, 0)
@@ -88,18 +86,7 @@ def test_a_moderators_correction_survives_a_newer_row_and_the_conflict_is_listed
     event.title = "Rally on Republic Square"
     event.save()
 
-    second = run_import(
-        csv_bytes(
-            [
-                acled_row(
-                    event_id_cnty="C1",
-                    notes="Police detained 7 people.",
-                    fatalities="1",
-                    timestamp="1600000500",
-                ),
-            ]
-        )
-    )
+    second = _import_c1(run_import, arrested=7, deaths=1, timestamp=1600000500)
     assert second.status == "succeeded", second.message
     assert (second.rows_updated, second.rows_conflicts) == (1, 1)
     event.refresh_from_db()
@@ -123,18 +110,7 @@ def test_a_moderators_correction_survives_a_newer_row_and_the_conflict_is_listed
 
     # The file's word is what the next import compares with: the same row again (newer
     # timestamp, same values) reports nothing new and changes nothing the moderator set.
-    third = run_import(
-        csv_bytes(
-            [
-                acled_row(
-                    event_id_cnty="C1",
-                    notes="Police detained 7 people.",
-                    fatalities="1",
-                    timestamp="1600000900",
-                ),
-            ]
-        )
-    )
+    third = _import_c1(run_import, arrested=7, deaths=1, timestamp=1600000900)
     assert (third.rows_updated, third.rows_conflicts) == (1, 0)
     event.refresh_from_db()
     assert (event.arrests, event.deaths, event.title) == (7, 2, "Rally on Republic Square")
