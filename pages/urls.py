@@ -3,11 +3,13 @@
 from django.urls import include, path
 
 from pages import dashboard, views
+from pages.event_list import event_list
 
 urlpatterns = [
     path("", views.map_page, name="map"),
     path("dashboard/", dashboard.dashboard, name="dashboard"),
     path("dashboard/<slug:chart>.csv", dashboard.dashboard_csv, name="dashboard-csv"),
+    path("events/", event_list, name="event-list"),
     path("events/<int:pk>/", views.event_detail, name="event-detail"),
     path("submit/", views.submit, name="submit"),
     path("submit/mine/", views.my_submissions, name="my-submissions"),

@@ -38,6 +38,7 @@ from api.serializers.events import (
 from imports.exports import event_csv_blocks
 from tracker.models import Event
 from tracker.query import EventFilterSet
+from tracker.search import with_rank
 from tracker.selectors import (
     event_history,
     event_rows,
@@ -55,14 +56,20 @@ from tracker.services.events import (
 
 
 class EventOrderingFilter(OrderingFilter):
-    """`ordering=date|-date|arrests|-arrests|updated_at|-updated_at` (default -date).
+    """`ordering=date|-date|arrests|-arrests|updated_at|-updated_at|search_rank|-search_rank`
+    (default -date; `-search_rank` puts the best matches of `q` first).
 
     The id is always the second key, so equal dates page in a stable order. Events whose
     arrests were not reported sort as fewer than zero, because a cursor cannot point at NULL.
     """
 
-    ordering_fields = ["date", "arrests", "updated_at"]
-    columns = {"date": "date", "arrests": "arrests_sort", "updated_at": "updated_at"}
+    ordering_fields = ["date", "arrests", "updated_at", "search_rank"]
+    columns = {
+        "date": "date",
+        "arrests": "arrests_sort",
+        "updated_at": "updated_at",
+        "search_rank": "search_rank",
+    }
     default = ("-date", "-id")
 
     def get_ordering(self, request, queryset, view):
@@ -88,6 +95,8 @@ class EventOrderingFilter(OrderingFilter):
         ordering = self.get_ordering(request, queryset, view)
         if ordering[0].lstrip("-") == "arrests_sort":
             queryset = queryset.annotate(arrests_sort=Coalesce("arrests", -1))
+        elif ordering[0].lstrip("-") == "search_rank":
+            queryset = with_rank(queryset, request.query_params.get("q") or "")
         return queryset.order_by(*ordering)
 
 

@@ -106,11 +106,18 @@ def grid(places) -> list[Case]:
                                         "admin1": "Almaty"},
              "e.grievances && ARRAY['welfare', 'human_rights']::varchar[] "
              "AND upper(e.admin1) = 'ALMATY'", rollup="raw"),
+        # Words by their start, in the event's text, its sources and organizers, or (for
+        # "welfare") the label of a grievance (tests/api/test_search.py has the rest).
         Case("q", {"q": "welfare protest"},
              " AND ".join(
-                 f"(e.title ILIKE '%%{word}%%' OR e.description ILIKE '%%{word}%%' "
-                 f"OR e.location_detail ILIKE '%%{word}%%')"
-                 for word in ("welfare", "protest")
+                 f"(concat_ws(' ', e.title, e.description, e.location_detail, e.admin1) "
+                 f"~* '\\m{word}' OR EXISTS (SELECT 1 FROM tracker_source s WHERE "
+                 f"s.event_id = e.id AND concat_ws(' ', s.title, s.publisher) ~* '\\m{word}') "
+                 f"OR EXISTS (SELECT 1 FROM tracker_event_organizers eo JOIN "
+                 f"tracker_organization o ON o.id = eo.organization_id WHERE eo.event_id = e.id "
+                 f"AND concat_ws(' ', o.name, o.name_ru) ~* '\\m{word}'){extra})"
+                 for word, extra in (("welfare", " OR 'welfare' = ANY(e.grievances)"),
+                                     ("protest", ""))
              ), rollup="raw"),
         Case("in_bbox", {"in_bbox": "76.7,43.1,77.1,43.4"},
              "ST_Intersects(e.location, ST_MakeEnvelope(76.7, 43.1, 77.1, 43.4, 4326))",

@@ -99,12 +99,6 @@ def all_ids(api, query: str) -> set[int]:
             (),
         ),
         (
-            "q=republic square",
-            "(e.title || ' ' || e.description || ' ' || e.location_detail) ILIKE %s "
-            "AND (e.title || ' ' || e.description || ' ' || e.location_detail) ILIKE %s",
-            ("%republic%", "%square%"),
-        ),
-        (
             "year=2020&grievance=welfare&country=KZ",
             "e.date BETWEEN '2020-01-01' AND '2020-12-31' "
             "AND e.grievances && ARRAY['welfare']::varchar[] AND e.country = 'KZ'",
@@ -135,45 +129,6 @@ def test_city_filter_takes_an_id_and_old_names(api):
     assert all_ids(api, f"city={astana.pk}") == expected
     assert all_ids(api, "city=Nur-Sultan") == expected
     assert all_ids(api, "city=Tselinograd") == expected
-
-
-def test_q_takes_percent_and_underscore_literally(api):
-    from tracker.services.events import event_create
-
-    event = event_create(
-        fields={
-            "title": "Wages paid at 50% for road_works",
-            "date": "2021-02-01",
-            "city": City.objects.get(name="Bishkek"),
-            "grievances": ["labor"],
-        },
-        sources=[{"url": "https://example.org/wages"}],
-        status=Event.Status.PUBLISHED,
-    )
-    text = "e.title || e.description || e.location_detail"
-    with_percent = published_ids_sql(f"strpos({text}, chr(37)) > 0")
-    assert with_percent == {event.pk}
-    assert all_ids(api, "q=%25") == with_percent  # "%" would match every event
-    assert all_ids(api, "q=50%25") == {event.pk}
-    assert all_ids(api, "q=d_w") == {event.pk}  # "road_works", not "road works"
-    assert all_ids(api, "q=5_%25") == set()  # "_" is no wildcard: "50%" does not match
-
-
-def test_q_is_a_plain_ilike_on_the_columns():
-    """`col ILIKE '%word%'`, not Django's `UPPER(col::text) LIKE UPPER(...)`: on the bare
-    column PostgreSQL estimates matches from its statistics (the UPPER form made it expect
-    100 times fewer and pick a slow plan: 150-500 ms instead of 20 ms for a page at a
-    million events), and a trigram index on the column can serve it."""
-    from django.http import QueryDict
-
-    from tracker.query import EventFilterSet
-
-    filterset = EventFilterSet(data=QueryDict("q=square"), queryset=Event.objects.published())
-    assert filterset.is_valid()
-    sql = str(filterset.qs.query)
-    for column in ("title", "description", "location_detail"):
-        assert f'"tracker_event"."{column}" ILIKE' in sql
-    assert "UPPER(" not in sql
 
 
 def test_updated_since_returns_only_later_changes(api):

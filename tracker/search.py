@@ -1,0 +1,176 @@
+"""Full-text search over events: `q=` of the API, the event list, the map and the dashboard.
+
+A query is words; an event matches when every word is found in one of:
+
+- its title, description, place detail or region (the event's search document, migration
+  0016), by prefix, so "kettl" finds "kettled" and "kettling" and "задерж" "задержаны";
+- the titles or publishers of its sources (their documents);
+- the names of its organizers (any part of the name, English or Russian);
+- its city, by any name the gazetteer knows (English, Russian, Kazakh, former names and
+  variants: "Алматы", "Almaty" and "Alma-Ata" are one city), by the start of a name, or by
+  trigram similarity for spellings it does not list ("Almatyy");
+- the label of one of its grievances or police responses in any of the interface languages
+  ("кеттлинг" finds the kettled events, "labour" the labor ones by prefix of "Labor").
+
+Each word becomes one OR of conditions that PostgreSQL answers from indexes (the GIN indexes
+of the documents and category arrays, the city index and the primary key), and the words are
+ANDed: a bitmap of matching rows, never a scan that reads every event's text.
+
+`search_rank` orders by relevance: ts_rank of the event's own document (title words weigh
+most), so events whose own text holds the words come first.
+"""
+
+from __future__ import annotations
+
+import re
+
+from django.contrib.postgres.expressions import ArraySubquery
+from django.contrib.postgres.search import SearchQuery, SearchRank, SearchVectorField
+from django.db.models import Expression, FloatField, Lookup, Q, QuerySet, Value
+from django.db.models.functions import Cast
+
+from tracker import taxonomy
+from tracker.models import CityName, Event, Organization, Source, normalize_name
+
+MAX_WORDS = 12
+CONFIGS = ("russian", "simple")
+# A city name is taken as meant when the word is this similar to one of its names (pg_trgm).
+CITY_SIMILARITY = 0.6
+MIN_PREFIX = 3  # shorter words match city names, labels and organizers only when whole
+MAX_ORGANIZERS = 500
+_TOKEN = re.compile(r"[^\W_]+")  # letters and digits (not the underscore)
+
+
+class Document(Expression):
+    """The stored search document of the query's own table (an event's or a source's),
+    under whatever alias the table has in the statement."""
+
+    output_field = SearchVectorField()
+
+    def as_sql(self, compiler, connection):
+        alias = compiler.query.get_initial_alias()
+        return f'{compiler.quote_name_unless_alias(alias)}."search"', []
+
+
+class AnyOf(Lookup):
+    """`column = ANY(array)`: with ARRAY(subquery) on the right, an index condition that a
+    BitmapOr can combine (where `column IN (subquery)` under an OR is a filter per row)."""
+
+    lookup_name = "any_of"
+
+    def as_sql(self, compiler, connection):
+        lhs, lhs_params = self.process_lhs(compiler, connection)
+        rhs, rhs_params = self.process_rhs(compiler, connection)
+        return f"{lhs} = ANY({rhs})", [*lhs_params, *rhs_params]
+
+    def get_prep_lookup(self):
+        return self.rhs  # an expression, not a value to convert
+
+
+Event._meta.get_field("id").register_lookup(AnyOf)
+
+
+def words(text: str) -> list[str]:
+    """The query's words (at most MAX_WORDS), each a run of letters and digits; "Alma-Ata"
+    is one word of two parts."""
+    found = []
+    for raw in text.split():
+        parts = _TOKEN.findall(raw)
+        if parts:
+            found.append(" ".join(parts))
+    return found[:MAX_WORDS]
+
+
+def _tsquery(word: str) -> SearchQuery:
+    """Every part of the word, as a prefix, in each configuration (any of them)."""
+    raw = " & ".join(f"{part}:*" for part in word.split())
+    query = None
+    for config in CONFIGS:
+        one = SearchQuery(raw, config=config, search_type="raw")
+        query = one if query is None else query | one
+    return query
+
+
+def _cities(word: str) -> list[int]:
+    from django.contrib.postgres.search import TrigramSimilarity
+
+    key = normalize_name(word)
+    if not key:
+        return []
+    condition = Q(normalized=key)
+    if len(key) >= MIN_PREFIX:
+        condition |= Q(normalized__startswith=key)
+    names = CityName.objects.annotate(similarity=TrigramSimilarity("normalized", key))
+    condition |= Q(similarity__gte=CITY_SIMILARITY)
+    return sorted(set(names.filter(condition).values_list("city_id", flat=True)))
+
+
+def _terms(word: str, terms: tuple[taxonomy.Term, ...]) -> list[str]:
+    """Slugs of the terms one of whose labels (en, ru, kk) has a word starting with this one
+    (or equal to it, for a short word)."""
+    key = word.casefold().replace(" ", "")
+    found = []
+    for term in terms:
+        labels = (term.slug, term.en, term.ru, term.kk)
+        label_words = {w.casefold() for label in labels for w in _TOKEN.findall(label)}
+        if any(w == key or (len(key) >= MIN_PREFIX and w.startswith(key)) for w in label_words):
+            found.append(term.slug)
+    return found
+
+
+def _organizers(word: str) -> list[int]:
+    if len(word) < MIN_PREFIX:
+        condition = Q(name__iexact=word) | Q(name_ru__iexact=word)
+    else:
+        condition = Q(name__icontains=word) | Q(name_ru__icontains=word)
+    return list(
+        Organization.objects.filter(condition).values_list("id", flat=True)[:MAX_ORGANIZERS]
+    )
+
+
+def word_condition(word: str) -> Q:
+    """The events one word finds (see the module's docstring)."""
+    query = _tsquery(word)
+    condition = Q(search_document=query)
+    sources = Source.objects.alias(document=Document()).filter(document=query).order_by()
+    condition |= Q(id__any_of=ArraySubquery(sources.values("event_id")))
+    organizers = _organizers(word)
+    if organizers:
+        links = Event.organizers.through.objects.filter(organization_id__in=organizers).order_by()
+        condition |= Q(id__any_of=ArraySubquery(links.values("event_id")))
+    cities = _cities(word)
+    if cities:
+        condition |= Q(city_id__in=cities)
+    grievances = _terms(word, taxonomy.GRIEVANCES)
+    if grievances:
+        condition |= Q(grievances__overlap=grievances)
+    responses = _terms(word, taxonomy.POLICE_RESPONSES)
+    if responses:
+        condition |= Q(police_responses__overlap=responses)
+    return condition
+
+
+def search(queryset: QuerySet[Event], text: str) -> QuerySet[Event]:
+    """The events of `queryset` that every word of `text` finds."""
+    found = words(text)
+    if not found:
+        return queryset
+    queryset = queryset.alias(search_document=Document())
+    for word in found:
+        queryset = queryset.filter(word_condition(word))
+    return queryset
+
+
+def with_rank(queryset: QuerySet[Event], text: str) -> QuerySet[Event]:
+    """`search_rank`: how well the event's own text matches all the words (0 when only its
+    city, sources, organizers or categories do)."""
+    found = words(text)
+    if not found:
+        return queryset.annotate(search_rank=Value(0.0, output_field=FloatField()))
+    query = None
+    for word in found:
+        one = _tsquery(word)
+        query = one if query is None else query & one
+    # As double precision: ts_rank's real, read into Python and written into a cursor,
+    # would come back as a different number, and pages would repeat rows.
+    return queryset.annotate(search_rank=Cast(SearchRank(Document(), query), FloatField()))
