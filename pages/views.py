@@ -5,6 +5,8 @@ reads from tracker.selectors, writes go through tracker.services.events."""
 
 from __future__ import annotations
 
+from urllib.parse import urlencode
+
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
@@ -66,6 +68,10 @@ def map_page(request):
             "first_year": first_year,
             "last_year": last_year,
             "tile_url": settings.MAP_TILE_URL,
+            # The list of the same selection (the map's own parameters left out).
+            "list_query": urlencode(
+                [(k, v) for k in request.GET if k not in MAP_PARAMS for v in request.GET.getlist(k)]
+            ),
             "map_config": {
                 "api": "/api/v1/events/",
                 "eventUrl": reverse("event-detail", args=[0]),
@@ -106,6 +112,10 @@ def event_detail(request, pk: int):
             "history": selectors.event_history_summary(event=event),
             "point": [event.location.x, event.location.y] if event.location else None,
             "tile_url": settings.MAP_TILE_URL,
+            # The list of the same selection (the map's own parameters left out).
+            "list_query": urlencode(
+                [(k, v) for k in request.GET if k not in MAP_PARAMS for v in request.GET.getlist(k)]
+            ),
             "is_moderator": is_moderator(request.user),
         },
     )
@@ -340,6 +350,10 @@ def review_edit(request, pk: int):
             "sources": sources,
             "event": event,
             "tile_url": settings.MAP_TILE_URL,
+            # The list of the same selection (the map's own parameters left out).
+            "list_query": urlencode(
+                [(k, v) for k in request.GET if k not in MAP_PARAMS for v in request.GET.getlist(k)]
+            ),
             # Where the event is now (also when only its city places it), for the map.
             "point": [event.location.x, event.location.y] if event.location else None,
         },

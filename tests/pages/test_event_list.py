@@ -138,3 +138,10 @@ def test_bad_parameters_are_a_400_with_the_reason(client, query, message):
     response = client.get(f"/events/?{query}")
     assert response.status_code == 400
     assert message in unescape(response.content.decode())
+
+
+def test_the_map_links_to_the_list_of_its_selection(client):
+    html = client.get("/?year=2019&q=Almaty&colour=police").content.decode()
+    # The map's own parameter (colour) stays behind: the list would refuse it.
+    assert 'id="list-link" class="button secondary" href="/events/?year=2019&amp;q=Almaty"' in html
+    assert client.get("/events/?year=2019&q=Almaty").status_code == 200

@@ -104,6 +104,26 @@ DEEP_DATE = "2016-06-15"
 # (API query, the same condition in SQL): the whole file must arrive, every row of it.
 BIG_CSV_QUERIES = [("year=2019", "date BETWEEN '2019-01-01' AND '2019-12-31'"), ("", "TRUE")]
 BBOX = (68.5, 40.5, 70.5, 42.0)  # Tashkent and its region
+# A word of `q=` as someone who knows the schema would write it: by its start in the event's
+# search document or in a source's, or (for a place) the city of any of its names. (No
+# organizer, category label or second city of the benchmark's data matches these words.)
+TSQUERY = "(to_tsquery('russian', '{word}:*') || to_tsquery('simple', '{word}:*'))"
+
+
+def word_sql(word: str, *, city: bool = False) -> str:
+    query = TSQUERY.format(word=word)
+    sql = (
+        f"(e.search @@ {query} OR e.id IN (SELECT s.event_id FROM tracker_source s "  # noqa: S608 - our words
+        f"WHERE s.search @@ {query})"
+    )
+    if city:
+        sql += (
+            " OR e.city_id IN (SELECT n.city_id FROM tracker_cityname n "  # noqa: S608
+            f"WHERE n.normalized LIKE '{word}%%' OR similarity(n.normalized, '{word}') >= 0.6)"
+        )
+    return sql + ")"
+
+
 # (label, API query, SQL condition, its parameters, SQL ordering); a hand-written query
 # for each, as someone who knows the schema would write it: the page chosen first, its
 # rows' fields and related rows then built for those rows only.
@@ -134,9 +154,23 @@ LIST_CASES = [
     (
         "q=pensions",
         "q=pensions",
-        "AND (e.title ILIKE %s OR e.description ILIKE %s OR e.location_detail ILIKE %s)",
-        ["%pensions%"] * 3,
+        f"AND {word_sql('pensions')}",
+        [],
         "e.date DESC, e.id DESC",
+    ),
+    (
+        "q=Almaty protest",
+        "q=Almaty protest",
+        f"AND {word_sql('almaty', city=True)} AND {word_sql('protest')}",
+        [],
+        "e.date DESC, e.id DESC",
+    ),
+    (
+        "q=pensions&ordering=-search_rank",
+        "q=pensions&ordering=-search_rank",
+        f"AND {word_sql('pensions')}",
+        [],
+        f"ts_rank(e.search, {TSQUERY.format(word='pensions')})::float8 DESC, e.id DESC",
     ),
     (
         "ordering=-arrests",
@@ -147,6 +181,27 @@ LIST_CASES = [
     ),
 ]
 DEEP_CASES = {"no filter", "country=KZ", "grievance=labor,land", "q=pensions"}
+# The event list page (/events/): its query, and the same rows, page and count in raw SQL.
+EVENT_LIST_CASES = [
+    ("no filter", "", ""),
+    ("year=2019&country=KZ", "year=2019&country=KZ",
+     "AND e.date BETWEEN '2019-01-01' AND '2019-12-31' AND e.country = 'KZ'"),
+    ("q=pensions", "q=pensions&sort=-date", f"AND {word_sql('pensions')}"),
+    ("q=Almaty protest", "q=Almaty protest&sort=-date",
+     f"AND {word_sql('almaty', city=True)} AND {word_sql('protest')}"),
+    ("grievance=labor&sort=-arrests", "grievance=labor&sort=-arrests",
+     "AND e.grievances && ARRAY['labor']::varchar[]"),
+]  # fmt: skip
+EVENT_LIST_SQL = """
+SELECT e.id, e.title, e.date, e.end_date, e.date_precision, e.country, e.admin1,
+       e.location_detail, e.grievances, e.police_responses, e.arrests, e.participants_low,
+       e.participants_high, c.name, c.name_ru, c.name_kk
+FROM (SELECT e.id FROM tracker_event e WHERE e.status = 'published' {where}
+      ORDER BY {order} LIMIT 51) page
+JOIN tracker_event e ON e.id = page.id LEFT JOIN tracker_city c ON c.id = e.city_id
+ORDER BY {order}
+"""
+EVENT_LIST_COUNT_SQL = "SELECT count(*) FROM tracker_event e WHERE e.status = 'published' {where}"
 
 DASHBOARD_BUDGET_MS = 150.0
 DASHBOARD_CASES = [
@@ -295,6 +350,7 @@ class Command(BaseCommand):
         )
         parser.add_argument("--cache-prefix", default="tracker-bench")
         parser.add_argument("--skip-list", action="store_true")
+        parser.add_argument("--skip-event-list", action="store_true")
         parser.add_argument("--skip-trends", action="store_true")
         parser.add_argument(
             "--trends-only",
@@ -349,6 +405,9 @@ class Command(BaseCommand):
         if not options["skip_list"]:
             sizes = [int(size) for size in options["page_sizes"].split(",")]
             self._list_pages(sizes, options["repeat"])
+        if not options["skip_event_list"]:
+            self._event_list(options["repeat"])
+            self._write_markdown()
         if not options["skip_trends"]:
             self._trends(options["repeat"], options["trends_only"])
             self._write_markdown()
@@ -421,6 +480,45 @@ class Command(BaseCommand):
                     )
         self.stdout.write(f"list page ratio: worst {max(ratios):.2f}, median "
                           f"{statistics.median(ratios):.2f}")  # fmt: skip
+
+    def _event_list(self, repeat: int) -> None:
+        """/events/ (the whole page: filters, search, the page of rows, the total, HTML)
+        against its rows, its page and its count in raw SQL."""
+        self.stdout.write("\nevent list page /events/ (HTML, in-process) vs raw SQL")
+        self.stdout.write(f"{'case':40} {'page p50':>9} {'SQL p50':>9} {'ratio':>6}  budget <= 2")
+        self.markdown += [
+            "", "| /events/ case | page p50 | raw SQL p50 | ratio |", "|---|---:|---:|---:|",
+        ]  # fmt: skip
+        for label, query, where in EVENT_LIST_CASES:
+            order = (
+                "coalesce(e.arrests, -1) DESC, e.id DESC"
+                if "sort=-arrests" in query
+                else "e.date DESC, e.id DESC"
+            )
+            url = "/events/" + (f"?{query}" if query else "")
+
+            def page(url=url):
+                response = self.client.get(url)
+                if response.status_code != 200:
+                    raise CommandError(f"{url}: {response.status_code}")
+                return response.content
+
+            def raw(where=where, order=order):
+                with connection.cursor() as cursor:
+                    cursor.execute(EVENT_LIST_SQL.format(where=where, order=order), [])
+                    rows = cursor.fetchall()
+                    cursor.execute(EVENT_LIST_COUNT_SQL.format(where=where), [])
+                    return rows, cursor.fetchone()[0]
+
+            pages, raws = _timed_pair(page, raw, repeat)
+            ratio = statistics.median(pages) / statistics.median(raws)
+            flag = "" if ratio <= 2 else "  OVER"
+            self.stdout.write(
+                f"{label:40} {_ms(pages):7.1f}ms {_ms(raws):7.1f}ms {ratio:6.2f}{flag}"
+            )
+            self.markdown.append(
+                f"| `{label}` | {_ms(pages):.1f} ms | {_ms(raws):.1f} ms | {ratio:.2f} |"
+            )
 
     def _api_page(self, query: str, size: int) -> Callable:
         url = f"/api/v1/events/?page_size={size}" + (f"&{query}" if query else "")
@@ -1040,8 +1138,9 @@ def fill_events(conninfo: str, *, target: int, say: Callable[[str], None], seed:
             )
             cursor.execute(
                 """
-                INSERT INTO tracker_externalid (event_id, scheme, value, version, fingerprint)
-                SELECT e.id, 'acled', 'BENCH' || e.id, '', ''
+                INSERT INTO tracker_externalid (event_id, scheme, value, version, fingerprint,
+                                                imported)
+                SELECT e.id, 'acled', 'BENCH' || e.id, '', '', '{}'::jsonb
                   FROM tracker_event e WHERE e.id >= %s AND e.id %% 5 = 0
                 """,
                 [first_new],

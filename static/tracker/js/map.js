@@ -10,6 +10,7 @@
   var colourSelect = document.getElementById("colour-by");
   var legendEl = document.getElementById("legend");
   var exportLink = document.getElementById("export-link");
+  var listLink = document.getElementById("list-link");
   var labels = {};
   document
     .getElementById("popup-labels")
@@ -66,6 +67,8 @@
     var exportParams = new URLSearchParams(params);
     exportParams.set("format", "csv");
     exportLink.href = config.api + "?" + exportParams.toString();
+    var listQuery = params.toString();
+    listLink.href = listLink.pathname + (listQuery ? "?" + listQuery : "");
   }
 
   // ---- year slider ---------------------------------------------------------------------------
