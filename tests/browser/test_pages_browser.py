@@ -279,6 +279,8 @@ PAGES = [
     ("/submit/", "moderator", "#pick-map.leaflet-container"),
     ("/submit/mine/", "contributor", "table"),
     ("/review/", "moderator", "table"),
+    ("/events/", None, "#events-table"),
+    ("/events/?q=%D0%90%D0%BB%D0%BC%D0%B0%D1%82%D1%8B", None, "#events-table"),
 ]
 
 
