@@ -71,6 +71,7 @@ READ_AHEAD_BATCHES = 10
 # The session's table of the job's new events (a fixed name: the functions of migration
 # 0015 read it), and those functions.
 NEW_EVENTS = "tracker_import_new_events"
+RELATED_TEXT = "related_text"  # a column of the event table, not a model field (0016)
 ROLLUP_ADDERS = (
     "tracker_rollup_add_imported", "tracker_crowd_add_imported",
     "tracker_rollup_year_add_imported",
@@ -464,6 +465,12 @@ class ImportWriter:
             model: (*table_columns(model), _history_table(model))
             for model in (Event, Source, ExternalId, ImportIssue, Event.organizers.through)
         }
+        # The text of a new event's sources and organizers (migration 0016), written with
+        # the event: the triggers that keep it step aside for the job, as the rollups' do.
+        table, columns, attnames, history = self._tables[Event]
+        self._tables[Event] = (table, [*columns, RELATED_TEXT], [*attnames, RELATED_TEXT], history)
+        # Events whose sources an update replaced: their text is refreshed at the end.
+        self.related_stale: list[int] = []
         self._event_defaults = {f.name: f.get_default() for f in Event._meta.concrete_fields}
 
     def __enter__(self) -> ImportWriter:
@@ -522,6 +529,11 @@ class ImportWriter:
             [
                 *self._moves(),
                 *((f"SELECT {adder}()", []) for adder in ROLLUP_ADDERS),
+                *(
+                    [("SELECT tracker_refresh_related_text(%s::bigint[])", [self.related_stale])]
+                    if self.related_stale
+                    else []
+                ),
                 (f'TRUNCATE "{NEW_EVENTS}"', []),
                 ("SELECT set_config('tracker.import_rollups', '', true)", []),
                 ("SET CONSTRAINTS ALL DEFERRED", []),
@@ -891,19 +903,34 @@ class ImportWriter:
     def _history(self, objs: Sequence[Any], kind: str, *, model: type[Model] | None = None) -> None:
         write_history(objs, kind=kind, user=self.actor, reason=self.reason, model=model)
 
-    def _attach(self, pairs: list[tuple[Any, Record]]) -> None:
+    def _attach(self, pairs: list[tuple[Any, Record]]) -> dict[int, str]:
         """Sources and organizers of new or updated events (an updated one's old ones are
-        gone), staged and linked; moved by the caller."""
-        links, sources = [], []
+        gone), staged and linked; moved by the caller. Returns each event's related text:
+        its sources' titles and publishers and its organizers' names, as
+        tracker_event_related_text() (migration 0016) writes them."""
+        links, sources, texts = [], [], {}
         for event, record in pairs:
             event_id = event["id"] if isinstance(event, dict) else event.pk
+            organizations = []
             if record.organizers:
-                for organization in dict.fromkeys(self._organizations(record.organizers)):
+                organizations = list(dict.fromkeys(self._organizations(record.organizers)))
+                for organization in organizations:
                     links.append({"event_id": event_id, "organization_id": organization.pk})
-            sources += self._sources_for(event_id, record)
+            own = self._sources_for(event_id, record)
+            sources += own
+            texts[event_id] = " ".join(
+                [
+                    *(" ".join(p for p in (s["title"], s["publisher"]) if p) for s in own),
+                    *(
+                        " ".join(p for p in (o.name, o.name_ru) if p)
+                        for o in sorted(organizations, key=lambda o: o.pk)
+                    ),
+                ]
+            )
         _give_ids(Source, sources)
         self._stage(Source, sources)
         self._stage(Event.organizers.through, links)
+        return texts
 
     def _new_event(self, number: int, record: Record, issues: list) -> dict[str, Any] | None:
         """The column values of a new event (by field name, with `city_id` too), or None
@@ -961,9 +988,11 @@ class ImportWriter:
             self._placed(number, record, issues)
         external_ids += self._other_external_ids(pairs)
         _give_ids(ExternalId, external_ids)
+        texts = self._attach(pairs)
+        for event, _ in pairs:
+            event[RELATED_TEXT] = texts[event["id"]]
         self._stage(Event, [event for event, _ in pairs])
         self._stage(ExternalId, external_ids)
-        self._attach(pairs)
         self.counts["created"] += len(items)
 
     def _other_external_ids(
@@ -1082,6 +1111,7 @@ class ImportWriter:
         Source.objects.filter(pk__in=[s.pk for s in old_sources])._raw_delete(using="default")
         Event.organizers.through.objects.filter(event__in=updated).delete()
         self._attach([(event, record) for event, record, _ in changed])
+        self.related_stale += [event.pk for event in updated]
         exts = [ext for _, _, ext in changed]
         ExternalId.objects.bulk_update(exts, ["version", "fingerprint", "imported"], batch_size=500)
         self._history(exts, "~")

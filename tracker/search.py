@@ -1,73 +1,54 @@
 """Full-text search over events: `q=` of the API, the event list, the map and the dashboard.
 
-A query is words; an event matches when every word is found in one of:
+A query is words; an event matches when every word is found, by its start ("kettl" finds
+"kettled" and "kettling", "задерж" "задержаны"), in one of:
 
-- its title, description, place detail or region (the event's search document, migration
-  0016), by prefix, so "kettl" finds "kettled" and "kettling" and "задерж" "задержаны";
-- the titles or publishers of its sources (their documents);
-- the names of its organizers (any part of the name, English or Russian);
+- its search document (migration 0016): its title, description, place detail and region,
+  its sources' titles and publishers, its organizers' names; English and Russian words
+  stemmed, every word also as written (Kazakh has no stemmer);
 - its city, by any name the gazetteer knows (English, Russian, Kazakh, former names and
   variants: "Алматы", "Almaty" and "Alma-Ata" are one city), by the start of a name, or by
   trigram similarity for spellings it does not list ("Almatyy");
 - the label of one of its grievances or police responses in any of the interface languages
-  ("кеттлинг" finds the kettled events, "labour" the labor ones by prefix of "Labor").
+  ("кеттлинг" finds the kettled events, "labo" the labor ones).
 
-Each word becomes one OR of conditions that PostgreSQL answers from indexes (the GIN indexes
-of the documents and category arrays, the city index and the primary key), and the words are
-ANDed: a bitmap of matching rows, never a scan that reads every event's text.
+Each word becomes one OR of tests on the event's own row (the document, the city, the two
+category arrays), each with an index: PostgreSQL either ORs their bitmaps, for a rare word,
+or walks the date index testing each row, for a common one, and stops after a page. The
+words are ANDed.
 
-`search_rank` orders by relevance: ts_rank of the event's own document (title words weigh
-most), so events whose own text holds the words come first.
+`search_rank` orders by relevance: ts_rank of the document (title words weigh most, then
+the event's own text, then its sources and organizers).
 """
 
 from __future__ import annotations
 
 import re
 
-from django.contrib.postgres.expressions import ArraySubquery
 from django.contrib.postgres.search import SearchQuery, SearchRank, SearchVectorField
-from django.db.models import Expression, FloatField, Lookup, Q, QuerySet, Value
+from django.db.models import Expression, FloatField, Q, QuerySet, Value
 from django.db.models.functions import Cast
 
 from tracker import taxonomy
-from tracker.models import CityName, Event, Organization, Source, normalize_name
+from tracker.models import CityName, Event, normalize_name
 
 MAX_WORDS = 12
 CONFIGS = ("russian", "simple")
 # A city name is taken as meant when the word is this similar to one of its names (pg_trgm).
 CITY_SIMILARITY = 0.6
-MIN_PREFIX = 3  # shorter words match city names, labels and organizers only when whole
-MAX_ORGANIZERS = 500
+MIN_PREFIX = 3  # shorter words match city names and labels only when whole
 _TOKEN = re.compile(r"[^\W_]+")  # letters and digits (not the underscore)
 
 
 class Document(Expression):
-    """The stored search document of the query's own table (an event's or a source's),
-    under whatever alias the table has in the statement."""
+    """The event's stored search document, under whatever alias its table has in the
+    statement (a subquery's U0, say)."""
 
     output_field = SearchVectorField()
 
     def as_sql(self, compiler, connection):
         alias = compiler.query.get_initial_alias()
         return f'{compiler.quote_name_unless_alias(alias)}."search"', []
-
-
-class AnyOf(Lookup):
-    """`column = ANY(array)`: with ARRAY(subquery) on the right, an index condition that a
-    BitmapOr can combine (where `column IN (subquery)` under an OR is a filter per row)."""
-
-    lookup_name = "any_of"
-
-    def as_sql(self, compiler, connection):
-        lhs, lhs_params = self.process_lhs(compiler, connection)
-        rhs, rhs_params = self.process_rhs(compiler, connection)
-        return f"{lhs} = ANY({rhs})", [*lhs_params, *rhs_params]
-
-    def get_prep_lookup(self):
-        return self.rhs  # an expression, not a value to convert
-
-
-Event._meta.get_field("id").register_lookup(AnyOf)
 
 
 def words(text: str) -> list[str]:
@@ -118,26 +99,9 @@ def _terms(word: str, terms: tuple[taxonomy.Term, ...]) -> list[str]:
     return found
 
 
-def _organizers(word: str) -> list[int]:
-    if len(word) < MIN_PREFIX:
-        condition = Q(name__iexact=word) | Q(name_ru__iexact=word)
-    else:
-        condition = Q(name__icontains=word) | Q(name_ru__icontains=word)
-    return list(
-        Organization.objects.filter(condition).values_list("id", flat=True)[:MAX_ORGANIZERS]
-    )
-
-
 def word_condition(word: str) -> Q:
     """The events one word finds (see the module's docstring)."""
-    query = _tsquery(word)
-    condition = Q(search_document=query)
-    sources = Source.objects.alias(document=Document()).filter(document=query).order_by()
-    condition |= Q(id__any_of=ArraySubquery(sources.values("event_id")))
-    organizers = _organizers(word)
-    if organizers:
-        links = Event.organizers.through.objects.filter(organization_id__in=organizers).order_by()
-        condition |= Q(id__any_of=ArraySubquery(links.values("event_id")))
+    condition = Q(search_document=_tsquery(word))
     cities = _cities(word)
     if cities:
         condition |= Q(city_id__in=cities)

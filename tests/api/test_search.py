@@ -151,3 +151,68 @@ def test_a_query_without_words_is_a_clear_400(api, q):
     response = api.get("/api/v1/events/", {"q": q})
     assert response.status_code == 400
     assert "q needs a word to find" in response.json()["errors"]["q"][0]
+
+
+def test_the_document_follows_sources_and_organizers(api):
+    """Whoever writes (the ORM here, the admin, psql), triggers keep the event's text of
+    its sources and organizers current (migration 0016)."""
+    from tracker.models import Source
+
+    event = _event("Meeting at the akimat")
+    assert all_ids(api, "q=vortexgazette") == set()
+    source = Source.objects.create(event=event, title="Vortexgazette reports", url="")
+    assert all_ids(api, "q=vortexgazette") == {event.pk}
+    source.title, source.publisher = "A report", "Quillpost"
+    source.save()
+    assert all_ids(api, "q=vortexgazette") == set()
+    assert all_ids(api, "q=quillpost") == {event.pk}
+    source.delete()
+    assert all_ids(api, "q=quillpost") == set()
+
+    group = Organization.objects.create(name="Zenvoryx Union")
+    event.organizers.add(group)
+    assert all_ids(api, "q=zenvoryx") == {event.pk}
+    group.name = "Quorvane Union"
+    group.save()
+    assert all_ids(api, "q=zenvoryx") == set()
+    assert all_ids(api, "q=quorvane") == {event.pk}
+    event.organizers.remove(group)
+    assert all_ids(api, "q=quorvane") == set()
+
+
+def test_imported_events_are_found_by_their_sources_and_organizers(api, tmp_path):
+    """An import writes the text itself (its triggers step aside), for new events and for
+    events a newer row of the file updates."""
+    from django.contrib.auth import get_user_model
+    from django.core.files import File
+
+    from imports.services import import_job_create, import_job_run
+
+    admin = get_user_model().objects.create_superuser("search-admin", "s@example.org", "x")
+    header = (
+        "external_ids,title,date,country,city,grievances,organizers,source_urls,source_titles\n"
+    )
+
+    def run(rows: str) -> None:
+        path = tmp_path / "events.csv"
+        path.write_text(header + rows, encoding="utf-8")
+        with path.open("rb") as fh:
+            job = import_job_create(
+                file=File(fh, name="events.csv"), format="native", publish=True, user=admin,
+                dispatch=False,
+            )  # fmt: skip
+        job = import_job_run(job_id=job.pk)
+        assert job.status == "succeeded", job.message
+        return job
+
+    row = "test:s1,Rally,2021-05-01,KZ,Aktobe,labor,Brivexa Guild,https://example.org/{},{}\n"
+    job = run(row.format("r1", "Zulmora Times"))
+    assert job.rows_created == 1
+    found = all_ids(api, "q=zulmora")
+    assert len(found) == 1
+    assert all_ids(api, "q=brivexa") == found
+    # A newer version of the row replaces its sources: the old title is no longer found.
+    job = run(row.format("r2", "Quenlark Daily"))
+    assert job.rows_updated == 1
+    assert all_ids(api, "q=zulmora") == set()
+    assert all_ids(api, "q=quenlark") == found == all_ids(api, "q=brivexa")

@@ -105,17 +105,13 @@ DEEP_DATE = "2016-06-15"
 BIG_CSV_QUERIES = [("year=2019", "date BETWEEN '2019-01-01' AND '2019-12-31'"), ("", "TRUE")]
 BBOX = (68.5, 40.5, 70.5, 42.0)  # Tashkent and its region
 # A word of `q=` as someone who knows the schema would write it: by its start in the event's
-# search document or in a source's, or (for a place) the city of any of its names. (No
-# organizer, category label or second city of the benchmark's data matches these words.)
+# search document (its text, its sources' and organizers'), or, for a place, the city of
+# any of its names. (No category label of the benchmark's data matches these words.)
 TSQUERY = "(to_tsquery('russian', '{word}:*') || to_tsquery('simple', '{word}:*'))"
 
 
 def word_sql(word: str, *, city: bool = False) -> str:
-    query = TSQUERY.format(word=word)
-    sql = (
-        f"(e.search @@ {query} OR e.id IN (SELECT s.event_id FROM tracker_source s "  # noqa: S608 - our words
-        f"WHERE s.search @@ {query})"
-    )
+    sql = f"(e.search @@ {TSQUERY.format(word=word)}"
     if city:
         sql += (
             " OR e.city_id IN (SELECT n.city_id FROM tracker_cityname n "  # noqa: S608
