@@ -117,7 +117,7 @@ def test_the_csv_download_holds_the_listed_events(client):
     import csv
     import io
 
-    rows, total = every_page(client, "year=2019&q=Almaty")
+    rows, _total = every_page(client, "year=2019&q=Almaty")
     response = client.get("/api/v1/events/?year=2019&q=Almaty&format=csv")
     body = b"".join(response.streaming_content).decode()
     ids = {int(row["id"]) for row in csv.DictReader(io.StringIO(body))}

@@ -38,7 +38,7 @@ DOCUMENT = (
     "setweight(to_tsvector('simple'::regconfig, related_text), 'C')"
 )
 
-FORWARD = f"""
+FORWARD = """
 ALTER TABLE tracker_event ADD COLUMN related_text text NOT NULL DEFAULT '';
 
 CREATE FUNCTION tracker_event_related_text(event bigint) RETURNS text
@@ -110,9 +110,9 @@ UPDATE tracker_event e SET related_text = tracker_event_related_text(e.id)
  WHERE EXISTS (SELECT 1 FROM tracker_source s WHERE s.event_id = e.id)
     OR EXISTS (SELECT 1 FROM tracker_event_organizers eo WHERE eo.event_id = e.id);
 
-ALTER TABLE tracker_event ADD COLUMN search tsvector GENERATED ALWAYS AS ({DOCUMENT}) STORED;
+ALTER TABLE tracker_event ADD COLUMN search tsvector GENERATED ALWAYS AS (@DOCUMENT@) STORED;
 CREATE INDEX event_search_gin ON tracker_event USING gin (search);
-"""
+""".replace("@DOCUMENT@", DOCUMENT)
 
 BACKWARD = """
 DROP TRIGGER IF EXISTS tracker_organization_related_update ON tracker_organization;
