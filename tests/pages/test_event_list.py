@@ -19,6 +19,7 @@ def api():
 
     return APIClient()
 
+
 ROW = re.compile(r'<tr>\s*<td><time datetime="([\d-]+)">.*?<a href="/events/(\d+)/">', re.S)
 
 
