@@ -7,6 +7,8 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 from django.db.models.functions import Coalesce
 from django.shortcuts import render
+from django.urls import reverse
+from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_safe
@@ -15,6 +17,7 @@ from rest_framework.request import Request
 
 from api.pagination import EventCursorPagination
 from pages.forms import page_filters
+from pages.templatetags.tracker_pages import term_labels
 from tracker.models import Event
 from tracker.search import with_rank
 from tracker.selectors import event_counts
@@ -64,6 +67,45 @@ def _total(filterset) -> int:
     """The count of the selection from the one aggregation (rollups when they answer), the
     same number the trends, the dashboard and the map give for these filters."""
     return sum(row["events"] for row in event_counts(filterset=filterset, interval="year"))
+
+
+def _participants(event) -> str:
+    low, high = event.participants_low, event.participants_high
+    if low is None and high is None:
+        return ""
+    if high is None or low == high:
+        return str(low)
+    if low is None:
+        return str(high)
+    return f"{low}–{high}"
+
+
+def _rows_html(rows) -> str:
+    """The table's body, built here rather than by a template loop: at 50 rows of 7 cells
+    the loop was two thirds of the page's time at a million events."""
+    missing = format_html('<span class="help">{}</span>', "–")
+    not_reported = format_html('<span class="help">{}</span>', _("not reported"))
+    cells = []
+    for event in rows:
+        place = (
+            event.city.label() if event.city is not None
+            else event.location_detail or event.admin1 or event.country
+        )  # fmt: skip
+        crowd = _participants(event)
+        day = event.date.isoformat()
+        cells.append(
+            format_html(
+                '<tr>\n<td><time datetime="{}">{}</time></td>\n'
+                '<td><a href="{}">{}</a></td>\n<td>{}</td>\n<td>{}</td>\n<td>{}</td>\n'
+                '<td class="num">{}</td>\n<td class="num">{}</td>\n</tr>',
+                day, day, reverse("event-detail", args=[event.pk]), event.title, place,
+                term_labels(event.grievances),
+                term_labels(event.police_responses) if event.police_responses else not_reported,
+                missing if event.arrests is None else event.arrests,
+                crowd or missing,
+            )
+        )  # fmt: skip
+    return format_html_join("\n", "{}", ((cell,) for cell in cells))
 
 
 @require_safe
@@ -118,7 +160,7 @@ def event_list(request):
     query = urlencode(filters)
     context = {
         "form": form,
-        "rows": rows,
+        "rows": _rows_html(rows),
         "total": total,
         "links": links,
         "sort": sort,

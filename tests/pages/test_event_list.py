@@ -146,3 +146,25 @@ def test_the_map_links_to_the_list_of_its_selection(client):
     # The map's own parameter (colour) stays behind: the list would refuse it.
     assert 'id="list-link" class="button secondary" href="/events/?year=2019&amp;q=Almaty"' in html
     assert client.get("/events/?year=2019&q=Almaty").status_code == 200
+
+
+def test_titles_and_places_are_escaped(client):
+    from tracker.models import City, Event
+    from tracker.services.events import event_create
+
+    event = event_create(
+        fields={
+            "title": '<img src=x onerror="alert(1)"> rally',
+            "date": "2021-06-01",
+            "city": City.objects.get(name="Aktobe"),
+            "grievances": ["labor"],
+        },
+        sources=[{"url": "https://example.org/escape"}],
+        status=Event.Status.PUBLISHED,
+    )
+    html = client.get("/events/?q=rally&sort=-date").content.decode()
+    assert (
+        f'<a href="/events/{event.pk}/">&lt;img src=x onerror=&quot;alert(1)&quot;&gt; rally</a>'
+        in html
+    )
+    assert "<img src=x" not in html
