@@ -167,6 +167,5 @@ def event_list(request):
         "sorts": [(key, label) for key, (label, _o) in SORTS.items()
                   if key != "-search_rank" or text],
         "query": query,
-        "sorted_query": urlencode([*filters, ("sort", sort)]),
     }  # fmt: skip
     return render(request, "tracker/event_list.html", context, status=200 if valid else 400)
