@@ -74,7 +74,7 @@ NEW_EVENTS = "tracker_import_new_events"
 RELATED_TEXT = "related_text"  # a column of the event table, not a model field (0016)
 ROLLUP_ADDERS = (
     "tracker_rollup_add_imported", "tracker_crowd_add_imported",
-    "tracker_rollup_year_add_imported",
+    "tracker_rollup_year_add_imported", "tracker_rollup_allof_add_imported",
 )  # fmt: skip
 # The event fields a snapshot of an import keeps (ExternalId.imported).
 SNAPSHOT_FIELDS = (

@@ -19,10 +19,11 @@ query). What it answers:
   a response together, by=grievance or by=police_response beside a category filter),
   from the smallest set table that has every column the query needs: grievances only
   (filter, by=grievance) from gset, police responses only from rset, both from grset;
-  with an admin1 filter or by=admin1 from the *_region variants (one vocabulary only).
-  Not answered: a city filter or by=city (a set table per city would be as large as the
-  events; a city's events are few, the raw query is quick), and both vocabularies with
-  admin1.
+  with an admin1 filter or by=admin1 from the *_region variants (one vocabulary only);
+- several categories with a city filter, by=city, or both vocabularies with admin1 (a set
+  table per city would be as large as the events): from the all-of cells of migration
+  0017, an inclusion-exclusion sum over the subsets of the filter's categories, when the
+  filter names at most ALLOF_MAX_TERMS of them (not by=grievance/police_response there).
 
 "Any of several" is not a sum of the per-slug cells (an event with two of them would count
 twice); a set table holds each event exactly once, so `mask & wanted <> 0` sums exactly.
@@ -101,6 +102,11 @@ POLICE_RESPONSE_BITS = (
     "force",
     "lethal",
 )
+
+# The all-of cells (migration 0017): subsets of at most this many categories, grievance
+# bits first, police-response bits from bit 11 on (tests hold these equal to it).
+ALLOF_MAX_TERMS = 4
+ALLOF_POLICE_SHIFT = 11
 
 # The same measures over tracker_event rows `e` (for the partial months).
 _RAW_MEASURES = """
@@ -294,6 +300,7 @@ def _plan(by, countries, regions, cities, grievances, responses, *, yearly=False
         "tracker_rollup_grset": "tracker_rollup_grset_year"
         if countries or by == "country"
         else "tracker_rollup_grset_all_year",
+        "tracker_rollup_allof": "tracker_rollup_allof_year",
     }
 
     # Months without a region or city (filter or grouping): the cells by country alone.
@@ -320,8 +327,12 @@ def _plan(by, countries, regions, cities, grievances, responses, *, yearly=False
         if last is not None:
             query.add(f"r.{column} <= %s", last)
 
-    def build(table, where, params, group, weight="", join=""):
+    def build(table, where, params, group, weight="", join="", signed=False):
+        """`signed`: the cells carry signs (the all-of cells), so a group can sum to no
+        events, and is then left out as the raw query leaves it out."""
         table, period = period_table(table)
+        having = f" HAVING sum(r.events{weight}) <> 0" if signed else ""
+        outer_having = " HAVING sum(m.events) <> 0" if signed else ""
 
         def sql(interval, first, last):
             query = _Query()
@@ -335,7 +346,7 @@ def _plan(by, countries, regions, cities, grievances, responses, *, yearly=False
                 text = (
                     f"SELECT r.{period} AS period{group_select}, {_sums(weight)} "  # noqa: S608
                     f"FROM {table} r {join} WHERE {query.sql()} "
-                    f"GROUP BY 1{', 2' if group else ''} ORDER BY 1"
+                    f"GROUP BY 1{', 2' if group else ''}{having} ORDER BY 1"
                     + (text_order or (", 2" if group else ""))
                 )
                 return text, query.params
@@ -345,7 +356,7 @@ def _plan(by, countries, regions, cities, grievances, responses, *, yearly=False
                 text = (
                     f"SELECT date_trunc(%s, r.{period}::timestamp)::date AS period, "  # noqa: S608
                     f"r.city_id, {_sums(weight)} FROM {table} r {join} "
-                    f"WHERE {query.sql()} GROUP BY 1, 2 ORDER BY 1, 2"
+                    f"WHERE {query.sql()} GROUP BY 1, 2{having} ORDER BY 1, 2"
                 )
                 return text, [interval, *query.params]
             text_order = ', m.grp COLLATE "C"' if group else ""
@@ -355,7 +366,7 @@ def _plan(by, countries, regions, cities, grievances, responses, *, yearly=False
                 f"SELECT r.{period}{group_select}, {_sums(weight)} "
                 f"FROM {table} r {join} WHERE {query.sql()} "
                 f"GROUP BY 1{', 2' if group else ''}"
-                f") m GROUP BY 1{', 2' if group else ''} "
+                f") m GROUP BY 1{', 2' if group else ''}{outer_having} "
                 # Code point order, as Python sorts the rows merged with partial months.
                 f"ORDER BY 1{text_order}"
             )
@@ -387,11 +398,28 @@ def _plan(by, countries, regions, cities, grievances, responses, *, yearly=False
     gmask, rmask = _mask(grievances, GRIEVANCE_BITS), _mask(responses, POLICE_RESPONSE_BITS)
     if gmask is None or rmask is None:  # a slug the masks do not know
         return None
-    if cities or by == "city":
-        return None
     needs_g = bool(grievances) or by == "grievance"
     needs_r = bool(responses) or by == "police_response"
     regional = bool(regions) or by == "admin1"
+    if (cities or by == "city" or (regional and needs_g and needs_r)) and not by_term:
+        terms = _allof_terms(gmask, rmask)
+        if terms is None:
+            return None
+        # any(G) [and any(R)]: the signed sum of the all-of cells of the subsets of G [and
+        # R] (migration 0017); the sign of a subset of n categories is (-1)^n with both
+        # vocabularies, -(-1)^n with one.
+        parity = "(bit_count(r.cmask::bit(32)) & 1)::integer"
+        weight = f" * (1 - 2 * {parity})" if gmask and rmask else f" * (2 * {parity} - 1)"
+        return build(
+            "tracker_rollup_allof",
+            "r.cmask = ANY(%s::integer[])",
+            [terms],
+            place_group.get(by),
+            weight=weight,
+            signed=True,
+        )
+    if cities or by == "city":
+        return None
     if needs_g and needs_r:
         if regional:
             return None
@@ -452,6 +480,27 @@ def _plan(by, countries, regions, cities, grievances, responses, *, yearly=False
 
     by_slug.by_slug = True
     return by_slug
+
+
+def _allof_terms(gmask: int, rmask: int) -> list[int] | None:
+    """The all-of subsets (cmask, migration 0017) whose signed cells sum to "any of gmask
+    [and any of rmask]": every non-empty subset of each given mask, combined; None when the
+    filter names more than ALLOF_MAX_TERMS categories (the cells hold no larger subsets)."""
+    g_bits = [1 << i for i in range(len(GRIEVANCE_BITS)) if gmask & (1 << i)]
+    r_bits = [
+        1 << (ALLOF_POLICE_SHIFT + i) for i in range(len(POLICE_RESPONSE_BITS)) if rmask & (1 << i)
+    ]
+    if len(g_bits) + len(r_bits) > ALLOF_MAX_TERMS:
+        return None
+
+    def subsets(bits: list[int]) -> list[int]:
+        masks = [0]
+        for bit in bits:
+            masks += [mask | bit for mask in masks]
+        return masks[1:]  # the non-empty ones
+
+    g_sets, r_sets = subsets(g_bits) or [0], subsets(r_bits) or [0]
+    return sorted(g | r for g in g_sets for r in r_sets)
 
 
 def _mask(slugs: list[str], bits: tuple[str, ...]) -> int | None:

@@ -53,7 +53,8 @@ class Case:
     before: dt.date | None = None
     # What the rollups answer (tracker.rollups' docstring): "place" (no category filter:
     # any by=), "term" (one grievance or response: by= none or a place), "combo" (several,
-    # or both kinds, with at most a country filter: by= not city/admin1), "raw" (nothing).
+    # or both kinds, with at most a country filter: any by=, by city from the all-of cells
+    # of migration 0017), "raw" (nothing required).
     rollup: str = "place"
     week: bool = False  # a range short enough for interval=week
 
@@ -135,9 +136,7 @@ def rollup_expected(case: Case, interval: str, by: str | None) -> bool:
         return False
     if case.rollup == "term":
         return by in (None, "city", "admin1", "country")
-    if case.rollup == "combo":
-        return by not in ("city", "admin1")
-    return True
+    return True  # "place" and "combo"
 
 
 # ---- the trends ----------------------------------------------------------------------------

@@ -43,6 +43,8 @@ TABLES = (
     "tracker_rollup_rset_region",
     "tracker_rollup_grset",
     "tracker_rollup_sets",
+    "tracker_rollup_allof",
+    "tracker_rollup_allof_year",
 )
 INTERVALS = ("year", "quarter", "month")
 BYS = (None, "grievance", "police_response", "city", "country", "admin1")
@@ -161,7 +163,10 @@ def filter_grid(places) -> list[dict]:
         {"grievance": ["labor", "welfare"], "admin1": [b.admin1.upper()]},
         {"police_response": ["force", "lethal"], "admin1": [a.admin1], "year": 2020},
         {"grievance": ["land"], "police_response": ["force"]},
-        {"grievance": ["labor", "welfare"], "city": [a.pk]},  # not answered
+        {"grievance": ["labor", "welfare"], "city": [a.pk]},  # the all-of cells (0017)
+        {"grievance": ["labor", "land"], "police_response": ["force", "detained"]},
+        {"grievance": ["labor", "welfare"], "police_response": ["detained"], "admin1": [b.admin1]},
+        {"grievance": ["labor", "welfare", "land"], "police_response": ["detained", "force"]},
         {"q": "pensions"},  # not answered
         {"grievance": [], "q": "", "in_bbox": None},  # empty values of other keys are fine
     ]
@@ -285,15 +290,29 @@ def test_which_cases_are_answered(places):
         ({"grievance": ["labor"], "police_response": ["force"]}, "year", "police_response"),
         ({"grievance": ["labor"]}, "year", "police_response"),
         ({"police_response": ["force"], "country": ["KZ"]}, "month", "grievance"),
+        # Sets by city, in a city, or both vocabularies in a region: the all-of cells.
+        ({"grievance": ["labor", "land"], "city": [a.pk]}, "year", None),
+        ({"grievance": ["labor"], "police_response": ["force"]}, "year", "city"),
+        ({"grievance": ["labor"], "police_response": ["force"], "admin1": ["X"]}, "year", None),
+        ({"grievance": ["labor", "land"], "police_response": ["force"]}, "month", "city"),
+        ({"grievance": ["labor", "land", "welfare", "china"]}, "quarter", "city"),
     ]
     refused = [
         ({}, "week", None),
         ({"q": "pensions"}, "year", None),
         ({"arrests_min": 1}, "year", None),
         ({"in_bbox": (1, 2, 3, 4)}, "year", None),
-        ({"grievance": ["labor", "land"], "city": [a.pk]}, "year", None),
-        ({"grievance": ["labor"], "police_response": ["force"]}, "year", "city"),
-        ({"grievance": ["labor"], "police_response": ["force"], "admin1": ["X"]}, "year", None),
+        # Several categories with more than four named: longer than the all-of subsets.
+        (
+            {
+                "grievance": ["labor", "land", "welfare"],
+                "police_response": ["force", "detained"],
+                "city": [a.pk],
+            },
+            "year",
+            None,
+        ),
+        ({"grievance": ["labor", "land", "welfare", "china", "covid"]}, "month", "city"),
         ({"grievance": ["labor"], "admin1": ["X"]}, "year", "police_response"),
         ({"grievance": ["labor", "no_such_slug"]}, "year", None),
         ({}, "year", "organizer"),
