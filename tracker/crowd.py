@@ -266,3 +266,74 @@ def crowd_medians_from_histograms(*, filters: dict, interval: str) -> dict | Non
             period: {"median_low": low_median, "median_high": high_median}
             for period, low_median, high_median in cursor.fetchall()
         }
+
+
+# The filter keys crowd_medians_from_events answers (a region would need its own index).
+EVENT_FILTERS = {
+    "date_after",
+    "date_before",
+    "year",
+    "country",
+    "city",
+    "grievance",
+    "police_response",
+}
+
+
+def crowd_medians_from_events(*, filters: dict, interval: str) -> dict | None:
+    """The same medians as crowd_medians_from_histograms, sorted from the events that
+    report a crowd, for filters of dates, countries, cities and categories: the category
+    masks of migration 0018 let one of its partial indexes (by date, country or city)
+    answer by an index-only scan. None for any other filter (the caller then sorts the
+    events its own filter selects)."""
+    from tracker.rollups import GRIEVANCE_BITS, POLICE_RESPONSE_BITS, _mask
+
+    if interval not in INTERVALS:
+        return None
+    if any(key not in EVENT_FILTERS and not _empty(value) for key, value in filters.items()):
+        return None
+    gmask = _mask(sorted({str(s) for s in _as_list(filters.get("grievance"))}), GRIEVANCE_BITS)
+    rmask = _mask(
+        sorted({str(s) for s in _as_list(filters.get("police_response"))}), POLICE_RESPONSE_BITS
+    )
+    if gmask is None or rmask is None:  # a slug the masks do not know
+        return None
+    where = [
+        "e.status = 'published'",
+        "(e.participants_low IS NOT NULL OR e.participants_high IS NOT NULL)",
+    ]
+    params: list = [interval]
+    low, high = _days(filters)
+    if low is not None:
+        where.append("e.date >= %s")
+        params.append(low)
+    if high is not None:
+        where.append("e.date <= %s")
+        params.append(high)
+    countries = sorted({str(code).upper() for code in _as_list(filters.get("country"))})
+    if countries:
+        where.append("e.country = ANY(%s)")
+        params.append(countries)
+    cities = [int(getattr(city, "pk", city)) for city in _as_list(filters.get("city"))]
+    if cities:
+        where.append("e.city_id = ANY(%s)")
+        params.append(cities)
+    # The known slugs' bits are exact in a mask (bit 31 marks a repeated or unknown one).
+    if gmask:
+        where.append("e.grievance_bits & %s <> 0")
+        params.append(gmask)
+    if rmask:
+        where.append("e.response_bits & %s <> 0")
+        params.append(rmask)
+    sql = (
+        "SELECT date_trunc(%s, e.date::timestamp)::date, "
+        "percentile_cont(0.5) WITHIN GROUP (ORDER BY e.participants_low), "
+        "percentile_cont(0.5) WITHIN GROUP (ORDER BY e.participants_high) "
+        f"FROM tracker_event e WHERE {' AND '.join(where)} GROUP BY 1"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return {
+            period: {"median_low": low_median, "median_high": high_median}
+            for period, low_median, high_median in cursor.fetchall()
+        }

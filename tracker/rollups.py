@@ -266,6 +266,15 @@ def rollup_counts(*, filters: dict, interval: str, by: str | None) -> list[dict]
     # order of the whole-month reads (groups in code point order, no group last).
     names = ", ".join(("period", "grp", *MEASURES) if grouped else ("period", *MEASURES))
     order = "1" if not grouped else ("1, 2" if by == "city" else '1, grp COLLATE "C"')
+    params = [value for _, part_params in parts for value in part_params]
+    if interval == "month":
+        # Each part has its own months (the whole ones, the first, the last), and none
+        # holds a row without events: nothing to add up, only to put in order.
+        sql = (
+            f"SELECT * FROM ({' UNION ALL '.join(f'({text})' for text, _ in parts)}) "  # noqa: S608
+            f"AS u({names}) ORDER BY {order}"
+        )
+        return [dict(zip(keys, row, strict=True)) for row in _fetch(sql, params, work_mem)]
     sql = (
         f"SELECT {'period, grp' if grouped else 'period'}, "  # noqa: S608
         + ", ".join(f"sum({measure})::bigint" for measure in MEASURES)
@@ -274,7 +283,6 @@ def rollup_counts(*, filters: dict, interval: str, by: str | None) -> list[dict]
         + f") AS u({names}) GROUP BY {'1, 2' if grouped else '1'} "
         f"HAVING sum(events) <> 0 ORDER BY {order}"
     )
-    params = [value for _, part_params in parts for value in part_params]
     return [dict(zip(keys, row, strict=True)) for row in _fetch(sql, params, work_mem)]
 
 
@@ -409,13 +417,14 @@ def _plan(by, countries, regions, cities, grievances, responses, *, yearly=False
         # R] (migration 0017); the sign of a subset of n categories is (-1)^n with both
         # vocabularies, -(-1)^n with one.
         parity = "(bit_count(r.cmask::bit(32)) & 1)::integer"
-        weight = f" * (1 - 2 * {parity})" if gmask and rmask else f" * (2 * {parity} - 1)"
+        sign = f"1 - 2 * {parity}" if gmask and rmask else f"2 * {parity} - 1"
         return build(
             "tracker_rollup_allof",
             "r.cmask = ANY(%s::integer[])",
             [terms],
             place_group.get(by),
-            weight=weight,
+            weight=" * w.sign",
+            join=f"CROSS JOIN LATERAL (SELECT {sign} AS sign) w",
             signed=True,
         )
     if cities or by == "city":

@@ -338,14 +338,17 @@ def crowd_medians(*, filterset, interval: str) -> dict[dt.date, dict[str, float 
     """Per period: the median of the low and of the high crowd estimates, over the events
     that report one. Read from the crowd histograms (tracker.crowd) when the filter keeps
     whole months and countries only (a day-precise range's partial months from the events),
-    as event_counts reads the rollups for a filter set over published events; else one
-    pass over the filtered events."""
-    from tracker.crowd import crowd_medians_from_histograms
+    as event_counts reads the rollups for a filter set over published events; with cities
+    or categories besides, from the crowd indexes of migration 0018; else one pass over
+    the filtered events."""
+    from tracker.crowd import crowd_medians_from_events, crowd_medians_from_histograms
 
     filters = within_data(filterset.form.cleaned_data)
     if filters is None:
         return {}
     found = crowd_medians_from_histograms(filters=filters, interval=interval)
+    if found is None:
+        found = crowd_medians_from_events(filters=filters, interval=interval)
     if found is not None:
         return found
     try:
