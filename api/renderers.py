@@ -27,8 +27,13 @@ class JSONRenderer(renderers.JSONRenderer):
         if indent is not None:  # asked for by the Accept header: DRF's own, indented
             return super().render(data, accepted_media_type, renderer_context)
         content = orjson.dumps(data, default=_fallback, option=_OPTIONS)
-        # As DRF: JSON may hold these two, JavaScript source may not.
-        return content.replace(b"\xe2\x80\xa8", b"\\u2028").replace(b"\xe2\x80\xa9", b"\\u2029")
+        # As DRF: JSON may hold these two, JavaScript source may not. (Looked for first: a
+        # search reads a 2.5 MB answer quicker than a replace copies it.)
+        if b"\xe2\x80\xa8" in content:
+            content = content.replace(b"\xe2\x80\xa8", b"\\u2028")
+        if b"\xe2\x80\xa9" in content:
+            content = content.replace(b"\xe2\x80\xa9", b"\\u2029")
+        return content
 
 
 class GeoJSONRenderer(JSONRenderer):

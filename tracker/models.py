@@ -196,7 +196,7 @@ class GeoPrecision(models.IntegerChoices):
     REGION = 3, _("region or country")
 
 
-# What a count of events reads from each row (tracker.selectors.event_counts_raw): the
+# What a count of events reads from each row (tracker.selectors._raw_count_rows): the
 # covering indexes of Event.Meta hold them.
 COUNT_COLUMNS = [
     "country",

@@ -248,18 +248,28 @@ def event_counts(*, filterset, interval: str = TrendInterval.YEAR, by: str | Non
     else by one GROUP BY over the filtered events. Periods without events are left out;
     axis_periods() gives the ones to show.
     """
+    keys = ("period", "group", *COUNT_METRICS) if by is not None else ("period", *COUNT_METRICS)
+    rows = event_count_rows(filterset=filterset, interval=interval, by=by)
+    return [dict(zip(keys, row, strict=True)) for row in rows]
+
+
+def event_count_rows(
+    *, filterset, interval: str = TrendInterval.YEAR, by: str | None = None
+) -> list[tuple]:
+    """event_counts' rows as tuples (period, [group,] *COUNT_METRICS), in the same order:
+    for callers that build their own rows from thousands of them (the trends API)."""
     if interval not in TrendInterval.CHOICES:
         raise ValueError(f"interval must be one of {TrendInterval.CHOICES}")
     if by is not None and by not in TrendGroup.CHOICES:
         raise ValueError(f"by must be one of {TrendGroup.CHOICES}")
-    from tracker.rollups import rollup_counts
+    from tracker.rollups import rollup_rows
 
     filters = within_data(filterset.form.cleaned_data)
     if filters is None:
         return []
-    rows = rollup_counts(filters=filters, interval=interval, by=by)
+    rows = rollup_rows(filters=filters, interval=interval, by=by)
     if rows is None:
-        rows = event_counts_raw(queryset=filterset.qs, interval=interval, by=by)
+        rows = _raw_count_rows(queryset=filterset.qs, interval=interval, by=by)
     return rows
 
 
@@ -276,8 +286,8 @@ _GROUP_SQL = {
 }
 
 
-def event_counts_raw(*, queryset: QuerySet[Event], interval: str, by: str | None) -> list[dict]:
-    """event_counts by one GROUP BY in PostgreSQL over the events of `queryset`."""
+def _raw_count_rows(*, queryset: QuerySet[Event], interval: str, by: str | None) -> list[tuple]:
+    """event_count_rows by one GROUP BY in PostgreSQL over the events of `queryset`."""
     try:
         inner_sql, inner_params = (
             queryset.order_by()
@@ -322,16 +332,8 @@ def event_counts_raw(*, queryset: QuerySet[Event], interval: str, by: str | None
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         fetched = cursor.fetchall()
-    rows = []
-    for row in fetched:
-        item = {"period": row[0]}
-        values = row[1:]
-        if key:
-            item["group"] = row[1]
-            values = row[2:]
-        item.update(zip(COUNT_METRICS, (int(v) for v in values), strict=True))
-        rows.append(item)
-    return rows
+    first = 2 if key else 1  # the counts after period [and group], as ints (sums: numeric)
+    return [(*row[:first], *(int(v) for v in row[first:])) for row in fetched]
 
 
 def crowd_medians(*, filterset, interval: str) -> dict[dt.date, dict[str, float | None]]:

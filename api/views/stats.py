@@ -22,7 +22,7 @@ from tracker.selectors import (
     axis_periods,
     check_interval,
     city_names_by_id,
-    event_counts,
+    event_count_rows,
     period_label,
 )
 
@@ -62,23 +62,73 @@ class TrendsView(GenericAPIView):
             check_interval(filters=filters, interval=interval)
         except IntervalTooLong as exc:
             raise ValidationError({"interval": [str(exc)]}) from None
-        rows = event_counts(filterset=filterset, interval=interval, by=by)
+        rows = event_count_rows(filterset=filterset, interval=interval, by=by)
         if by is None:
-            found = {row["period"]: row for row in rows}
-            zero = dict.fromkeys(COUNT_METRICS, 0)
+            found = {row[0]: row for row in rows}
+            zero = (0,) * len(COUNT_METRICS)
             periods = sorted(set(axis_periods(filters=filters, interval=interval)) | set(found))
-            rows = [found.get(period, {"period": period, **zero}) for period in periods]
-        names = city_names_by_id(row["group"] for row in rows) if by == TrendGroup.CITY else {}
-        labels = {period: period_label(period, interval) for period in {r["period"] for r in rows}}
-        # Each row as it came (period, [group,] COUNT_METRICS) with the period's label and a
-        # city's name, changed in place (fresh dicts): a by=city answer has thousands.
-        results = rows
-        for item in results:
-            item["period"] = labels[item["period"]]
+            labels = {period: period_label(period, interval) for period in periods}
+            rows = [found.get(period, (period, *zero)) for period in periods]
+            results = [
+                {
+                    "period": labels[period],
+                    "events": events,
+                    "arrests": arrests,
+                    "events_with_arrests": with_arrests,
+                    "events_with_force": with_force,
+                    "injuries": injuries,
+                    "deaths": deaths,
+                    "participants_low": low,
+                    "participants_high": high,
+                    "events_with_participants": with_crowd,
+                }
+                for (
+                    period, events, arrests, with_arrests, with_force, injuries, deaths, low, high,
+                    with_crowd,
+                ) in rows
+            ]  # fmt: skip
+            return Response({"interval": interval, "by": by, "results": results})
+        periods = sorted({row[0] for row in rows})
+        labels = {period: period_label(period, interval) for period in periods}
+        names: dict = {}
         if by == TrendGroup.CITY:
-            for item in results:
-                if item["group"] is not None:
-                    item["group"] = names[item["group"]]
-        if by is not None:
-            results.sort(key=lambda r: (r["period"], r["group"] is None, str(r["group"])))
+            names = city_names_by_id(row[1] for row in rows)
+            names[None] = None
+        # Ordered by period, then group as text (no group last), by one integer per row:
+        # the period's place times the number of groups, plus the group's place.
+        groups = sorted({row[1] for row in rows}, key=lambda g: (g is None, str(names.get(g, g))))
+        place = {group: number for number, group in enumerate(groups)}
+        width = len(groups)
+        order = {period: number * width for number, period in enumerate(periods)}
+        keys = [order[row[0]] + place[row[1]] for row in rows]
+        rows = [rows[i] for i in sorted(range(len(rows)), key=keys.__getitem__)]
+        # Built once, as the answer has them, by a dict display in the loop itself (a by=city
+        # answer has thousands: a call or dict(zip()) per row costs more than the SQL).
+        name = names.get if names else (lambda group: group)
+        results = [
+            {
+                "period": labels[period],
+                "group": name(group),
+                "events": events,
+                "arrests": arrests,
+                "events_with_arrests": with_arrests,
+                "events_with_force": with_force,
+                "injuries": injuries,
+                "deaths": deaths,
+                "participants_low": low,
+                "participants_high": high,
+                "events_with_participants": with_crowd,
+            }
+            for (
+                period, group, events, arrests, with_arrests, with_force, injuries, deaths, low,
+                high, with_crowd,
+            ) in rows
+        ]  # fmt: skip
         return Response({"interval": interval, "by": by, "results": results})
+
+
+# The rows' counts, in the order the dict displays above unpack them.
+assert COUNT_METRICS == (
+    "events", "arrests", "events_with_arrests", "events_with_force", "injuries", "deaths",
+    "participants_low", "participants_high", "events_with_participants",
+)  # fmt: skip

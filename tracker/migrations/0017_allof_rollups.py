@@ -12,8 +12,10 @@ that "any of G and any of R" is an alternating sum over the subsets of G and R
     any(G) and any(R) = sum over non-empty S in G, T in R of (-1)^(|S|+|T|) all(S + T)
     any(G)            = sum over non-empty S in G of (-1)^(|S|+1) all(S)
 
-A filter naming at most MAX_TERMS categories needs only subsets of that size, all of them
-here, so the sum is exact; tracker.rollups reads them for such filters and leaves longer
+A cell holds the measures of the events with all of its subset S times (-1)^|S| (so
+"events" is negative for a subset of odd size), which makes the first sum a plain sum of
+cells and the second its negation. A filter naming at most MAX_TERMS categories needs
+only subsets of that size, all of them here, so the sum is exact; tracker.rollups reads them for such filters and leaves longer
 ones to the events. The subset is one integer, `cmask`: the grievance bits of 0008 in bits
 0-10 and the police-response bits in 11-18 (an unknown slug, which no filter can name,
 has no bit; a repeated one counts once, as `&&` does).
@@ -46,18 +48,19 @@ TABLES = {
 assert len(month.GRIEVANCE_SLUGS) == POLICE_SHIFT
 assert POLICE_SHIFT + len(month.POLICE_RESPONSE_SLUGS) <= 31
 
-# Every non-empty subset of the bits of `m` with at most MAX_TERMS (= 4) of them.
+# Every non-empty subset of the bits of `m` with at most MAX_TERMS (= 4) of them, and its
+# sign (-1)^(its size).
 _BITS = POLICE_SHIFT + len(month.POLICE_RESPONSE_SLUGS)
 SUBSETS_FUNCTION = f"""
-CREATE FUNCTION tracker_allof_subsets(m integer) RETURNS SETOF integer
-LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+CREATE FUNCTION tracker_allof_subsets(m integer, OUT cmask integer, OUT sign integer)
+RETURNS SETOF record LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
     WITH b AS MATERIALIZED (
         SELECT i, 1 << i AS v FROM generate_series(0, {_BITS - 1}) AS i WHERE m & (1 << i) <> 0)
-    SELECT b1.v FROM b b1
-    UNION ALL SELECT b1.v | b2.v FROM b b1 JOIN b b2 ON b2.i > b1.i
-    UNION ALL SELECT b1.v | b2.v | b3.v FROM b b1 JOIN b b2 ON b2.i > b1.i
+    SELECT b1.v, -1 FROM b b1
+    UNION ALL SELECT b1.v | b2.v, 1 FROM b b1 JOIN b b2 ON b2.i > b1.i
+    UNION ALL SELECT b1.v | b2.v | b3.v, -1 FROM b b1 JOIN b b2 ON b2.i > b1.i
         JOIN b b3 ON b3.i > b2.i
-    UNION ALL SELECT b1.v | b2.v | b3.v | b4.v FROM b b1 JOIN b b2 ON b2.i > b1.i
+    UNION ALL SELECT b1.v | b2.v | b3.v | b4.v, 1 FROM b b1 JOIN b b2 ON b2.i > b1.i
         JOIN b b3 ON b3.i > b2.i JOIN b b4 ON b4.i > b3.i
 $$"""
 assert MAX_TERMS == 4  # the function above lists subsets of 1 to 4 bits
@@ -84,10 +87,14 @@ def _apply(source: str) -> str:
     ctes = [
         f"src AS MATERIALIZED (SELECT s.*, date_trunc('month', s.date)::date AS month, "
         f"{EVENT_CMASK} AS emask FROM ({source}) s)",
+        # Each event's row once per subset, its sign times the subset's: the cells hold
+        # (-1)^|S| times the measures of the events with all of S.
         "allof_delta AS MATERIALIZED ("
-        "SELECT x.cmask, s.month, s.country, s.admin1, s.city_id, "
-        f"{month.SIGNED} FROM src s CROSS JOIN LATERAL tracker_allof_subsets(s.emask) "
-        "AS x(cmask) GROUP BY 1, 2, 3, 4, 5)",
+        "SELECT s.cmask, s.month, s.country, s.admin1, s.city_id, "
+        f"{month.SIGNED} FROM (SELECT x.cmask, s.month, s.country, s.admin1, s.city_id, "
+        "s.sign * x.sign AS sign, s.arrests, s.injuries, s.deaths, s.participants_low, "
+        "s.participants_high, s.police_responses FROM src s "
+        "CROSS JOIN LATERAL tracker_allof_subsets(s.emask) AS x) s GROUP BY 1, 2, 3, 4, 5)",
     ]
     names = {table: f"u{number}" for number, table in enumerate(TABLES)}
     for table, table_keys in TABLES.items():

@@ -17,9 +17,7 @@ them on every write, and no statement of the application names them.
 
 from django.db import migrations
 
-CROWD = (
-    "status = 'published' AND (participants_low IS NOT NULL OR participants_high IS NOT NULL)"
-)
+CROWD = "status = 'published' AND (participants_low IS NOT NULL OR participants_high IS NOT NULL)"
 MEASURES = "grievance_bits, response_bits, participants_low, participants_high"
 INDEXES = {
     "event_pub_crowd_date_idx": f"(date) INCLUDE (country, city_id, {MEASURES})",
