@@ -903,12 +903,13 @@ class ImportWriter:
     def _history(self, objs: Sequence[Any], kind: str, *, model: type[Model] | None = None) -> None:
         write_history(objs, kind=kind, user=self.actor, reason=self.reason, model=model)
 
-    def _attach(self, pairs: list[tuple[Any, Record]]) -> dict[int, str]:
+    def _attach(self, pairs: list[tuple[Any, Record]], *, texts: bool = True) -> dict[int, str]:
         """Sources and organizers of new or updated events (an updated one's old ones are
-        gone), staged and linked; moved by the caller. Returns each event's related text:
-        its sources' titles and publishers and its organizers' names, as
+        gone), staged and linked; moved by the caller. Returns each event's related text
+        (with `texts`; updated events have theirs refreshed in SQL at the end): its
+        sources' titles and publishers and its organizers' names, as
         tracker_event_related_text() (migration 0016) writes them."""
-        links, sources, texts = [], [], {}
+        links, sources, related = [], [], {}
         for event, record in pairs:
             event_id = event["id"] if isinstance(event, dict) else event.pk
             organizations = []
@@ -918,7 +919,9 @@ class ImportWriter:
                     links.append({"event_id": event_id, "organization_id": organization.pk})
             own = self._sources_for(event_id, record)
             sources += own
-            texts[event_id] = " ".join(
+            if not texts:
+                continue
+            related[event_id] = " ".join(
                 [
                     *(" ".join(p for p in (s["title"], s["publisher"]) if p) for s in own),
                     *(
@@ -930,7 +933,7 @@ class ImportWriter:
         _give_ids(Source, sources)
         self._stage(Source, sources)
         self._stage(Event.organizers.through, links)
-        return texts
+        return related
 
     def _new_event(self, number: int, record: Record, issues: list) -> dict[str, Any] | None:
         """The column values of a new event (by field name, with `city_id` too), or None
@@ -1110,7 +1113,7 @@ class ImportWriter:
         self._history(old_sources, "-")
         Source.objects.filter(pk__in=[s.pk for s in old_sources])._raw_delete(using="default")
         Event.organizers.through.objects.filter(event__in=updated).delete()
-        self._attach([(event, record) for event, record, _ in changed])
+        self._attach([(event, record) for event, record, _ in changed], texts=False)
         self.related_stale += [event.pk for event in updated]
         exts = [ext for _, _, ext in changed]
         ExternalId.objects.bulk_update(exts, ["version", "fingerprint", "imported"], batch_size=500)

@@ -25,7 +25,12 @@ from __future__ import annotations
 
 import re
 
-from django.contrib.postgres.search import SearchQuery, SearchRank, SearchVectorField
+from django.contrib.postgres.search import (
+    SearchQuery,
+    SearchRank,
+    SearchVectorField,
+    TrigramSimilarity,
+)
 from django.db.models import Expression, FloatField, Q, QuerySet, Value
 from django.db.models.functions import Cast
 
@@ -73,8 +78,6 @@ def _tsquery(word: str) -> SearchQuery:
 
 
 def _cities(word: str) -> list[int]:
-    from django.contrib.postgres.search import TrigramSimilarity
-
     key = normalize_name(word)
     if not key:
         return []
@@ -126,8 +129,9 @@ def search(queryset: QuerySet[Event], text: str) -> QuerySet[Event]:
 
 
 def with_rank(queryset: QuerySet[Event], text: str) -> QuerySet[Event]:
-    """`search_rank`: how well the event's own text matches all the words (0 when only its
-    city, sources, organizers or categories do)."""
+    """`search_rank`: how well the event's search document matches all the words (its
+    title above its description and place, its sources' and organizers' names below
+    them); 0 when only its city or its categories do."""
     found = words(text)
     if not found:
         return queryset.annotate(search_rank=Value(0.0, output_field=FloatField()))
