@@ -96,7 +96,10 @@ class TrendsView(GenericAPIView):
             names[None] = None
         # Ordered by period, then group as text (no group last), by one integer per row:
         # the period's place times the number of groups, plus the group's place.
-        groups = sorted({row[1] for row in rows}, key=lambda g: (g is None, str(names.get(g, g))))
+        groups = {row[1] for row in rows}
+        if names:  # two cities of one name in the order of their ids, as the SQL has them
+            groups = sorted(groups, key=lambda g: (g is None, g or 0))
+        groups = sorted(groups, key=lambda g: (g is None, str(names.get(g, g))))
         place = {group: number for number, group in enumerate(groups)}
         width = len(groups)
         order = {period: number * width for number, period in enumerate(periods)}

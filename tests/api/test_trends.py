@@ -173,3 +173,19 @@ def test_status_changes_show_in_the_very_next_answer(api, make_user):
         (left,) = cursor.fetchone()
     assert left < first["events"]
     assert _year_2019_kz(api)["events"] == left
+
+
+def test_cities_of_one_name_in_the_order_of_their_ids(api):
+    """by=city names each city: two of one name (the gazetteer has two Aksu) keep one
+    order, by id, so that a client can tell them apart by position, answer after answer."""
+    first, second = City.objects.filter(name="Aksu").order_by("id")[:2]
+    Event.objects.bulk_create(
+        [
+            Event(title="Rally in Aksu", date=dt.date(2031, 4, 2), country=city.country,
+                  admin1=city.admin1, city=city, grievances=["labor"], police_responses=[],
+                  arrests=arrests, status=Event.Status.PUBLISHED)
+            for city, arrests in ((second, 200), (first, 100))
+        ]
+    )  # fmt: skip
+    rows = api_rows(api, "by=city&interval=month&date_after=2031-04-01&date_before=2031-04-30")
+    assert [(row["group"], row["arrests"]) for row in rows] == [("Aksu", 100), ("Aksu", 200)]
