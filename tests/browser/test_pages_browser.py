@@ -103,7 +103,7 @@ def test_map_popup_has_the_details_and_sources(page, db_query):
     event_id, title, date, city_id = row
     page.goto(f"/?date_after={date}&date_before={date}&city={city_id}")
     assert shown(page) == 1
-    page.locator("path.leaflet-interactive").last.click()
+    page.locator(".event-marker").last.click()
     popup = page.locator(".leaflet-popup-content")
     popup.wait_for()
     text = popup.inner_text()
@@ -119,6 +119,81 @@ def test_map_popup_has_the_details_and_sources(page, db_query):
     popup.get_by_role("link", name="Full record").click()
     page.wait_for_url(f"**/events/{event_id}/")
     assert page.get_by_role("heading", level=1).inner_text() == title
+
+
+def test_events_at_one_spot_open_as_a_list_by_keyboard(page, db_query):
+    """The demo's events of a city share one point: at any zoom they are one marker, which
+    names how many it holds and opens their list, a page of ten at a time, newest first,
+    every one of them reachable and openable, by the keyboard alone."""
+    city_id, count = db_query(
+        "SELECT city_id, COUNT(*) FROM tracker_event WHERE status = 'published' "
+        "AND location IS NOT NULL AND city_id IS NOT NULL "
+        "AND date BETWEEN '2019-01-01' AND '2019-12-31' GROUP BY 1 "
+        "HAVING COUNT(DISTINCT location::text) = 1 ORDER BY 2 DESC LIMIT 1"
+    )[0]
+    expected = {
+        row[0]
+        for row in db_query(
+            "SELECT id FROM tracker_event WHERE status = 'published' AND city_id = %s "
+            "AND location IS NOT NULL AND date BETWEEN '2019-01-01' AND '2019-12-31'",
+            (city_id,),
+        )
+    }
+    page.goto(f"/?city={city_id}&year=2019")
+    assert shown(page) == count == len(expected) > 10
+    stacked = page.locator(".marker-stacked")
+    assert stacked.count() == 1
+    assert stacked.get_attribute("title") == f"{count} events at one place: list them"
+    assert stacked.get_attribute("role") == "button"
+    stacked.focus()
+    page.keyboard.press("Enter")
+    listing = page.locator(".leaflet-popup-content .stacked")
+    listing.wait_for()
+    assert f"{count} events at this place" in listing.locator("h3").inner_text()
+    seen, dates = [], []
+    while True:
+        hrefs = listing.locator("ol a").evaluate_all("els => els.map(e => e.getAttribute('href'))")
+        assert 0 < len(hrefs) <= 10
+        seen += [int(re.search(r"/events/(\d+)/", href).group(1)) for href in hrefs]
+        dates += listing.locator(".stacked-date").all_inner_texts()
+        following = listing.get_by_role("button", name="Next page")
+        if following.is_disabled():
+            break
+        following.focus()
+        page.keyboard.press("Enter")
+        listing.locator(f"ol[start='{len(seen) + 1}']").wait_for()
+    assert len(seen) == count and set(seen) == expected
+    assert dates == sorted(dates, reverse=True)
+    screenshot(page, "map-stacked")
+    # Back one page and open an event, still by the keyboard.
+    listing.get_by_role("button", name="Previous page").focus()
+    page.keyboard.press("Enter")
+    listing.locator("ol a").first.wait_for()
+    first = listing.locator("ol a").first
+    target = first.get_attribute("href")
+    first.focus()
+    page.keyboard.press("Enter")
+    page.wait_for_url(f"**{target}")
+
+
+def test_single_events_are_focusable_and_open_by_keyboard(page, db_query):
+    row = db_query(
+        "SELECT e.title, e.date, e.city_id FROM tracker_event e "
+        "WHERE e.status = 'published' AND e.location IS NOT NULL AND e.city_id IS NOT NULL "
+        "AND (SELECT COUNT(*) FROM tracker_event o WHERE o.status = 'published' "
+        "AND o.date = e.date AND o.city_id = e.city_id) = 1 ORDER BY e.date DESC LIMIT 1"
+    )[0]
+    title, date, city_id = row
+    page.goto(f"/?date_after={date}&date_before={date}&city={city_id}")
+    assert shown(page) == 1
+    marker = page.locator(".event-marker")
+    assert marker.get_attribute("title") == f"{title}, {date}"
+    assert marker.get_attribute("tabindex") == "0"
+    marker.focus()
+    page.keyboard.press("Enter")
+    popup = page.locator(".leaflet-popup-content")
+    popup.wait_for()
+    assert title in popup.inner_text()
 
 
 def test_dashboard_shows_the_numbers_per_year(page, db_query):
@@ -224,10 +299,10 @@ def test_contributor_submits_moderator_publishes_it_appears_on_the_map(browser, 
     expected = mapped_count(db_query, "date = %s", (dt.date(2021, 3, 17),))
     page.goto(f"/?date_after={date}&date_before={date}")
     assert shown(page) == expected >= 1
-    page.locator("path.leaflet-interactive").first.wait_for()
+    page.locator(".event-marker, .marker-stacked").first.wait_for()
     found = False
-    for index in range(page.locator("path.leaflet-interactive").count()):
-        page.locator("path.leaflet-interactive").nth(index).click()
+    for index in range(page.locator(".event-marker").count()):
+        page.locator(".event-marker").nth(index).click()
         if title in page.locator(".leaflet-popup-content").inner_text():
             found = True
             break

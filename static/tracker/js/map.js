@@ -1,6 +1,7 @@
 // The events map: published events from the REST API as GeoJSON, clustered with
-// Leaflet.markercluster, coloured by grievance or police response; the filter panel and the
-// URL hold the same state, so a view can be shared by its link.
+// Supercluster, coloured by grievance or police response; the filter panel and the URL hold
+// the same state, so a view can be shared by its link. Events at one spot open as a list;
+// clusters and points are focusable, and Enter does what a click does.
 (function () {
   "use strict";
   var config = JSON.parse(document.getElementById("map-config").textContent);
@@ -284,7 +285,9 @@
     });
     index = new Supercluster({
       radius: 50,
-      maxZoom: 14,
+      // Up to the map's own deepest zoom: events at one spot stay one cluster there, and
+      // that cluster opens their list (stackedPopup) instead of hiding all but the top one.
+      maxZoom: map.getMaxZoom(),
       // Per-category counts travel up the clusters, so a cluster shows its main category.
       map: function (props) {
         var counts = {};
@@ -298,32 +301,127 @@
     return points.length;
   }
 
+  // ---- events at one spot -------------------------------------------------------------------
+  // A cluster that no zoom can split (its events share a spot, or the map is at its deepest
+  // zoom) opens a list of its events, newest first, a page at a time; each opens its record.
+  var STACK_PAGE = 10;
+  var stackPopup = null;
+  function termText(slugs) {
+    return (slugs || []).map(function (s) { return termLabels[s] || s; }).join(", ");
+  }
+  function stackedList(leaves, start) {
+    var root = el("div", null, "popup stacked");
+    root.appendChild(el("h3", labels.stackedTitle.replace("{count}", leaves.length)));
+    var list = el("ol", null, "stacked-events");
+    list.start = start + 1;
+    leaves.slice(start, start + STACK_PAGE).forEach(function (leaf) {
+      var props = leaf.properties;
+      var id = props.id != null ? props.id : leaf.id;
+      var li = el("li");
+      li.appendChild(el("span", props.date, "stacked-date"));
+      li.appendChild(document.createTextNode(" "));
+      var link = el("a", props.title || labels.details);
+      link.href = config.eventUrl.replace("/0/", "/" + id + "/");
+      li.appendChild(link);
+      var facts = [termText(props.grievances)];
+      facts.push(labels.arrests + ": " + (props.arrests == null ? labels.notReported : props.arrests));
+      li.appendChild(el("span", facts.filter(Boolean).join(" · "), "stacked-facts"));
+      list.appendChild(li);
+    });
+    root.appendChild(list);
+    var nav = el("p", null, "stacked-pages");
+    var last = Math.min(start + STACK_PAGE, leaves.length);
+    nav.appendChild(el("span", labels.stackedRange.replace("{from}", start + 1).replace("{to}", last).replace("{count}", leaves.length)));
+    function pager(text, to, enabled) {
+      var button = el("button", text, "button secondary");
+      button.type = "button";
+      button.disabled = !enabled;
+      button.addEventListener("click", function () {
+        // The new page replaces this one once the click is done: Leaflet tells a click in
+        // a popup from one on the map (which closes the popup) by the clicked element's
+        // ancestors, which a detached button no longer has. Focus then stays on the same
+        // button of the new page (or its first event once the end is reached), and the
+        // key that pressed it, done by then, cannot press the newly focused element too.
+        var place = Array.prototype.indexOf.call(root.querySelectorAll("button"), button);
+        setTimeout(function () {
+          var next = stackedList(leaves, to);
+          root.replaceWith(next);
+          if (stackPopup) stackPopup.update();
+          var same = next.querySelectorAll("button")[place];
+          var target = same && !same.disabled ? same : next.querySelector("a");
+          if (target) target.focus();
+        }, 0);
+      });
+      return button;
+    }
+    nav.appendChild(pager(labels.previous, Math.max(0, start - STACK_PAGE), start > 0));
+    nav.appendChild(pager(labels.next, start + STACK_PAGE, last < leaves.length));
+    root.appendChild(nav);
+    return root;
+  }
+  function stackedPopup(clusterId, latlng) {
+    var leaves = index.getLeaves(clusterId, Infinity).slice().sort(function (a, b) {
+      var x = a.properties.date || "";
+      var y = b.properties.date || "";
+      return x < y ? 1 : x > y ? -1 : (b.properties.id || 0) - (a.properties.id || 0);
+    });
+    var wrapper = el("div");
+    wrapper.appendChild(stackedList(leaves, 0));
+    stackPopup = L.popup({ maxWidth: 360, maxHeight: 420 }).setLatLng(latlng).setContent(wrapper).openOn(map);
+    var first = wrapper.querySelector("a");
+    if (first) first.focus();
+  }
+
   function clusterMarker(item, latlng) {
     var props = item.properties;
     var count = props.point_count;
     var size = count < 10 ? "small" : count < 100 ? "medium" : "large";
+    var split = index.getClusterExpansionZoom(props.cluster_id);
+    var stacked = split > map.getMaxZoom() || map.getZoom() >= map.getMaxZoom();
     var marker = L.marker(latlng, {
       icon: L.divIcon({
         html: "<div><span>" + props.point_count_abbreviated + "</span></div>",
-        className: "marker-cluster marker-cluster-" + size + " cluster-" + topCategory(props),
+        className:
+          "marker-cluster marker-cluster-" + size + " cluster-" + topCategory(props) +
+          (stacked ? " marker-stacked" : ""),
         iconSize: L.point(40, 40),
       }),
-      title: labels.cluster.replace("{count}", count),
+      // The name a screen reader says (Leaflet makes it a focusable button).
+      title: (stacked ? labels.stacked : labels.cluster).replace("{count}", count),
       keyboard: true,
     });
-    marker.on("click", function () {
-      map.setView(latlng, Math.min(index.getClusterExpansionZoom(props.cluster_id), map.getMaxZoom()));
+    function open() {
+      if (stacked) stackedPopup(props.cluster_id, latlng);
+      else map.setView(latlng, Math.min(split, map.getMaxZoom()));
+    }
+    marker.on("click", open);
+    // Leaflet answers Enter only on markers with a popup of their own: a cluster does on
+    // Enter and Space what it does on a click.
+    marker.on("add", function () {
+      marker.getElement().addEventListener("keydown", function (event) {
+        if (event.key !== "Enter" && event.key !== " ") return;
+        event.preventDefault();
+        open();
+      });
     });
     return marker;
   }
 
   function pointMarker(feature, latlng) {
-    var marker = L.circleMarker(latlng, {
-      radius: 7,
-      color: "#1f1f1f",
-      weight: 1,
-      fillColor: categoryColour(feature.properties._category),
-      fillOpacity: 0.9,
+    var props = feature.properties;
+    // A focusable marker (Tab reaches it, Enter opens its popup), named by its event.
+    var marker = L.marker(latlng, {
+      icon: L.divIcon({
+        html: "",
+        className: "event-marker",
+        iconSize: L.point(16, 16),
+      }),
+      title: [props.title, props.date].filter(Boolean).join(", "),
+      keyboard: true,
+    });
+    marker.on("add", function () {
+      var node = marker.getElement();
+      if (node) node.style.background = categoryColour(props._category);
     });
     marker.bindPopup(function () {
       return popupContent(feature);
