@@ -423,3 +423,23 @@ def test_truncate_empties_the_rollups(places):
         cursor.execute("TRUNCATE tracker_event CASCADE")
     assert not any(_snapshot().values())
     assert rollup_counts(filters={}, interval="year", by=None) == []
+
+
+def test_allof_cells_match_the_migration():
+    """The reader's all-of constants are the migration's, and its subsets function lists
+    every non-empty subset of at most four bits with the sign (-1)^size."""
+    migration = importlib.import_module("tracker.migrations.0017_allof_rollups")
+    from tracker import rollups
+
+    assert migration.MAX_TERMS == rollups.ALLOF_MAX_TERMS == 4
+    assert migration.POLICE_SHIFT == rollups.ALLOF_POLICE_SHIFT == len(taxonomy.GRIEVANCE_SLUGS)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT cmask, sign FROM tracker_allof_subsets(%s) ORDER BY 1", [0b10110])
+        assert cursor.fetchall() == [
+            (2, -1), (4, -1), (6, 1), (16, -1), (18, 1), (20, 1), (22, -1)
+        ]  # fmt: skip
+        cursor.execute(
+            "SELECT count(*), max(bit_count(cmask::bit(32))) FROM tracker_allof_subsets(%s)",
+            [(1 << 19) - 1],
+        )
+        assert cursor.fetchone() == (19 + 171 + 969 + 3876, 4)
