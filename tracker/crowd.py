@@ -286,7 +286,13 @@ def crowd_medians_from_events(*, filters: dict, interval: str) -> dict | None:
     masks of migration 0018 let one of its partial indexes (by date, country or city)
     answer by an index-only scan. None for any other filter (the caller then sorts the
     events its own filter selects)."""
-    from tracker.rollups import GRIEVANCE_BITS, POLICE_RESPONSE_BITS, _mask
+    from tracker.rollups import (
+        GRIEVANCE_BITS,
+        POLICE_RESPONSE_BITS,
+        _mask,
+        _place_conditions,
+        _Query,
+    )
 
     if interval not in INTERVALS:
         return None
@@ -298,41 +304,30 @@ def crowd_medians_from_events(*, filters: dict, interval: str) -> dict | None:
     )
     if gmask is None or rmask is None:  # a slug the masks do not know
         return None
-    where = [
-        "e.status = 'published'",
-        "(e.participants_low IS NOT NULL OR e.participants_high IS NOT NULL)",
-    ]
-    params: list = [interval]
+    query = _Query()
+    query.add("e.status = 'published'")
+    query.add("(e.participants_low IS NOT NULL OR e.participants_high IS NOT NULL)")
     low, high = _days(filters)
     if low is not None:
-        where.append("e.date >= %s")
-        params.append(low)
+        query.add("e.date >= %s", low)
     if high is not None:
-        where.append("e.date <= %s")
-        params.append(high)
+        query.add("e.date <= %s", high)
     countries = sorted({str(code).upper() for code in _as_list(filters.get("country"))})
-    if countries:
-        where.append("e.country = ANY(%s)")
-        params.append(countries)
     cities = [int(getattr(city, "pk", city)) for city in _as_list(filters.get("city"))]
-    if cities:
-        where.append("e.city_id = ANY(%s)")
-        params.append(cities)
+    _place_conditions(query, "e", countries, [], cities)
     # The known slugs' bits are exact in a mask (bit 31 marks a repeated or unknown one).
     if gmask:
-        where.append("e.grievance_bits & %s <> 0")
-        params.append(gmask)
+        query.add("e.grievance_bits & %s <> 0", gmask)
     if rmask:
-        where.append("e.response_bits & %s <> 0")
-        params.append(rmask)
+        query.add("e.response_bits & %s <> 0", rmask)
     sql = (
         "SELECT date_trunc(%s, e.date::timestamp)::date, "
         "percentile_cont(0.5) WITHIN GROUP (ORDER BY e.participants_low), "
         "percentile_cont(0.5) WITHIN GROUP (ORDER BY e.participants_high) "
-        f"FROM tracker_event e WHERE {' AND '.join(where)} GROUP BY 1"
+        f"FROM tracker_event e WHERE {query.sql()} GROUP BY 1"
     )
     with connection.cursor() as cursor:
-        cursor.execute(sql, params)
+        cursor.execute(sql, [interval, *query.params])
         return {
             period: {"median_low": low_median, "median_high": high_median}
             for period, low_median, high_median in cursor.fetchall()

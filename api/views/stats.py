@@ -69,24 +69,11 @@ class TrendsView(GenericAPIView):
             periods = sorted(set(axis_periods(filters=filters, interval=interval)) | set(found))
             labels = {period: period_label(period, interval) for period in periods}
             rows = [found.get(period, (period, *zero)) for period in periods]
+            # A row per period: a few hundred at most.
             results = [
-                {
-                    "period": labels[period],
-                    "events": events,
-                    "arrests": arrests,
-                    "events_with_arrests": with_arrests,
-                    "events_with_force": with_force,
-                    "injuries": injuries,
-                    "deaths": deaths,
-                    "participants_low": low,
-                    "participants_high": high,
-                    "events_with_participants": with_crowd,
-                }
-                for (
-                    period, events, arrests, with_arrests, with_force, injuries, deaths, low, high,
-                    with_crowd,
-                ) in rows
-            ]  # fmt: skip
+                {"period": labels[row[0]], **dict(zip(COUNT_METRICS, row[1:], strict=True))}
+                for row in rows
+            ]
             return Response({"interval": interval, "by": by, "results": results})
         periods = sorted({row[0] for row in rows})
         labels = {period: period_label(period, interval) for period in periods}
@@ -130,7 +117,7 @@ class TrendsView(GenericAPIView):
         return Response({"interval": interval, "by": by, "results": results})
 
 
-# The rows' counts, in the order the dict displays above unpack them.
+# The rows' counts, in the order the grouped rows' dict display above unpacks them.
 assert COUNT_METRICS == (
     "events", "arrests", "events_with_arrests", "events_with_force", "injuries", "deaths",
     "participants_low", "participants_high", "events_with_participants",
