@@ -12,6 +12,7 @@ from django.forms.utils import flatatt
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from tracker import taxonomy
 from tracker.models import Event, web_url_validator
@@ -52,6 +53,13 @@ class ListSelect(forms.SelectMultiple):
         return format_html('<select name="{}"{}>{}</select>', name, flatatt(attributes), options)
 
 
+class TrueFalseSelect(forms.Select):
+    """A menu of tracker.query.TrueFalseField's values; `FALSE` in a link shows as false."""
+
+    def format_value(self, value):
+        return [str(v).lower() for v in super().format_value(value)]
+
+
 def _vocabulary_choices(terms: tuple[taxonomy.Term, ...]) -> list[tuple[str, str]]:
     return [(term.slug, term.label()) for term in terms]
 
@@ -76,6 +84,7 @@ def filter_panel(filterset: EventFilterSet) -> forms.Form:
         "arrests_min": _("Arrests at least"),
         "arrests_max": _("Arrests at most"),
         "q": _("Words"),
+        "has_location": _("Exact place"),
     }
     for name, label in labels.items():
         fields[name].label = label
@@ -94,6 +103,14 @@ def filter_panel(filterset: EventFilterSet) -> forms.Form:
         choices=_vocabulary_choices(taxonomy.POLICE_RESPONSES)
     )
     fields["q"].widget = forms.TextInput(attrs={"type": "search"})
+    # Events placed only at region or country level have no point and are not on the map.
+    fields["has_location"].widget = TrueFalseSelect(
+        choices=[
+            ("", pgettext_lazy("exact place", "Any")),
+            ("true", _("Known: on the map")),
+            ("false", _("Region or country only")),
+        ]
+    )
     # Filters without a control of their own on the pages (set from the map or a link)
     # are carried along, so that applying the panel does not drop them.
     for name in ("in_bbox", "near", "radius_km", "updated_since"):

@@ -272,6 +272,25 @@ class MomentField(IsoDateTimeField):
             ) from None
 
 
+class TrueFalseField(forms.Field):
+    """`true` or `false` (any case). Django's NullBooleanField reads any other value as
+    "not given", so a misspelt `has_location=flase` would silently select every event."""
+
+    widget = forms.TextInput
+
+    def to_python(self, value):
+        if value in (None, ""):
+            return None
+        if isinstance(value, bool):
+            return value
+        text = str(value).strip().lower()
+        if text in ("true", "false"):
+            return text == "true"
+        raise forms.ValidationError(
+            "Give true or false (got %(value)s).", code="invalid", params={"value": repr(value)}
+        )
+
+
 class MomentFilter(django_filters.IsoDateTimeFilter):
     field_class = MomentField
 
@@ -306,6 +325,12 @@ class OrganizerListFilter(django_filters.Filter):
 
 class IntegerFilter(django_filters.Filter):
     field_class = forms.IntegerField
+
+
+class TrueFalseFilter(django_filters.BooleanFilter):
+    """A boolean filter (the OpenAPI schema says so) that refuses what is not true/false."""
+
+    field_class = TrueFalseField
 
 
 # Parameters that take several values (repeated, or comma-separated where a value cannot
@@ -394,6 +419,11 @@ class EventFilterSet(django_filters.FilterSet):
         min_value=0,
         max_value=MAX_RADIUS_KM,
         label=f"Radius around `near`, in km (up to {MAX_RADIUS_KM}).",
+    )
+    has_location = TrueFalseFilter(
+        method="filter_has_location",
+        label="true: only events with a point (those the map draws); false: only events "
+        "placed at region or country level, without a point.",
     )
     q = django_filters.CharFilter(
         method="filter_text",
@@ -496,6 +526,9 @@ class EventFilterSet(django_filters.FilterSet):
             location__dwithin=(value, degrees),
             location__distance_lte=(value, D(km=radius_km)),
         )
+
+    def filter_has_location(self, queryset: QuerySet[Event], name: str, value) -> QuerySet[Event]:
+        return queryset.filter(location__isnull=not value)
 
     def filter_noop(self, queryset: QuerySet[Event], name: str, value) -> QuerySet[Event]:
         return queryset  # read by filter_near

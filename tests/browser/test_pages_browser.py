@@ -35,6 +35,15 @@ def mapped_count(db_query, where: str = "TRUE", params: tuple = ()) -> int:
     return db_query(sql, params)[0][0]
 
 
+def unmapped_count(db_query, where: str = "TRUE", params: tuple = ()) -> int:
+    """Published events without a point (placed at region or country level)."""
+    sql = (
+        "SELECT COUNT(*) FROM tracker_event WHERE status = 'published' "
+        f"AND location IS NULL AND {where}"
+    )
+    return db_query(sql, params)[0][0]
+
+
 def shown(page) -> int:
     page.wait_for_selector(READY, timeout=60_000)
     return int(page.locator("#map").get_attribute("data-count"))
@@ -51,7 +60,10 @@ def test_map_shows_the_demo_events_and_filters_change_them(page, db_query):
     page.goto("/")
     total = shown(page)
     assert total == mapped_count(db_query) > 600
-    assert page.locator("#map-status").inner_text() == f"Events shown: {total}"
+    missing = unmapped_count(db_query)
+    assert page.locator("#map-status").inner_text() == (
+        f"Events: {total + missing} (on the map: {total}, without an exact place: {missing})"
+    )
     assert page.locator(".marker-cluster").count() > 3
     screenshot(page, "map")
 
@@ -89,6 +101,79 @@ def test_map_shows_the_demo_events_and_filters_change_them(page, db_query):
     assert "Lethal force" in page.locator("#legend").inner_text()
     assert "colour=police" in page.url
     screenshot(page, "map-filtered")
+
+
+LIST_ROW_LINKS = "#events-table tbody tr td:nth-child(2) a"
+
+
+def _almaty(db_query) -> int:
+    return db_query(
+        "SELECT city_id FROM tracker_event WHERE status = 'published' AND city_id IS NOT NULL "
+        "GROUP BY city_id ORDER BY COUNT(*) DESC, city_id LIMIT 1"
+    )[0][0]
+
+
+def test_events_without_a_point_are_counted_and_listed(page, db_query):
+    city = _almaty(db_query)
+    cases = [
+        ("", "TRUE", ()),
+        ("year=2019", "date BETWEEN %s AND %s", (dt.date(2019, 1, 1), dt.date(2019, 12, 31))),
+        ("grievance=political", "'political' = ANY(grievances)", ()),
+        (f"city={city}", "city_id = %s", (city,)),
+    ]
+    for query, where, params in cases:
+        page.goto(f"/?{query}")
+        drawn = shown(page)
+        missing = int(page.locator("#map").get_attribute("data-missing"))
+        total = db_query(
+            f"SELECT COUNT(*) FROM tracker_event WHERE status = 'published' AND {where}", params
+        )[0][0]
+        assert drawn + missing == total, query
+        assert drawn == mapped_count(db_query, where, params), query
+        assert missing == unmapped_count(db_query, where, params), query
+        link = page.locator("#no-place-link")
+        if not missing:
+            assert link.is_hidden(), query
+            assert page.locator("#map-status").inner_text() == f"Events shown: {drawn}"
+            continue
+        assert page.locator("#map-status").inner_text() == (
+            f"Events: {total} (on the map: {drawn}, without an exact place: {missing})"
+        )
+        assert link.is_visible(), query
+        assert link.inner_text() == f"List the events without an exact place ({missing})"
+        expected = {
+            row[0]
+            for row in db_query(
+                "SELECT id FROM tracker_event WHERE status = 'published' AND location IS NULL "
+                f"AND {where}",
+                params,
+            )
+        }
+        link.click()
+        page.wait_for_url(re.compile(r"/events/\?.*has_location=false"))
+        if query:
+            assert query in page.url
+        page.locator(LIST_ROW_LINKS).first.wait_for()
+        hrefs = page.locator(LIST_ROW_LINKS).evaluate_all(
+            "links => links.map(a => a.getAttribute('href'))"
+        )
+        assert {int(href.strip("/").split("/")[-1]) for href in hrefs} == expected, query
+        assert len(hrefs) == len(expected)
+        assert page.locator("#result-count").inner_text().startswith(f"{missing} event")
+        assert page.get_by_label("Exact place").input_value() == "false"
+    screenshot(page, "event-list-no-place")
+
+    # A filter changed on the map updates the entry with the reload.
+    page.goto(f"/?city={city}&grievance=political")
+    assert shown(page) and page.locator("#no-place-link").is_hidden()
+    drawn = wait_reload(page, lambda: page.get_by_label("City").select_option([]))
+    missing = unmapped_count(db_query, "'political' = ANY(grievances)")
+    assert drawn == mapped_count(db_query, "'political' = ANY(grievances)")
+    assert page.locator("#map").get_attribute("data-missing") == str(missing)
+    link = page.locator("#no-place-link")
+    assert link.is_visible()
+    assert "grievance=political" in link.get_attribute("href")
+    assert "city=" not in link.get_attribute("href")
 
 
 def test_map_popup_has_the_details_and_sources(page, db_query):
@@ -315,7 +400,13 @@ def test_language_switch(page):
     page.wait_for_selector(READY)
     assert page.get_by_role("link", name="Тенденции").is_visible()
     assert page.get_by_role("checkbox", name="Социальное обеспечение").is_visible()
-    assert re.match(r"Показано событий: \d+", page.locator("#map-status").inner_text())
+    assert re.match(
+        r"Событий: \d+ \(на карте: \d+, без точного места: \d+\)",
+        page.locator("#map-status").inner_text(),
+    )
+    assert re.match(
+        r"Список событий без точного места \(\d+\)", page.locator("#no-place-link").inner_text()
+    )
     screenshot(page, "map-ru")
     page.goto("/dashboard/")
     assert page.get_by_role("heading", name="Тенденции по годам").is_visible()

@@ -12,6 +12,7 @@
   var legendEl = document.getElementById("legend");
   var exportLink = document.getElementById("export-link");
   var listLink = document.getElementById("list-link");
+  var noPlaceLink = document.getElementById("no-place-link");
   var labels = {};
   document
     .getElementById("popup-labels")
@@ -151,20 +152,39 @@
       .then(function (loaded) {
         if (loaded === null) return;
         features = loaded;
-        // Events placed only at country level have no point: the count is what is drawn.
+        // Events placed only at region or country level have no point: they come in the
+        // same answer without a geometry, so drawn + missing is the API's count for these
+        // filters, and the missing ones are a link to their list away.
         var drawn = draw();
-        statusEl.textContent = statusEl.dataset.countTemplate.replace("{count}", drawn);
+        var missing = features.length - drawn;
+        statusEl.textContent = missing
+          ? statusEl.dataset.splitTemplate.replace("{total}", features.length)
+              .replace("{shown}", drawn).replace("{missing}", missing)
+          : statusEl.dataset.countTemplate.replace("{count}", drawn);
+        showNoPlace(missing);
         container.dataset.count = String(drawn);
+        container.dataset.missing = String(missing);
         container.dataset.state = "ready";
         container.removeAttribute("aria-busy");
       })
       .catch(function (error) {
         if (token !== request) return;
         statusEl.textContent = error.detail ? String(error.detail) : statusEl.dataset.error;
+        showNoPlace(0);
         container.dataset.state = "error";
         container.removeAttribute("aria-busy");
 
       });
+  }
+
+  // The list of the events of these filters that have no point (has_location=false).
+  function showNoPlace(missing) {
+    noPlaceLink.hidden = !missing;
+    if (!missing) return;
+    var params = filterParams();
+    params.set("has_location", "false");
+    noPlaceLink.href = listLink.pathname + "?" + params.toString();
+    noPlaceLink.textContent = noPlaceLink.dataset.template.replace("{count}", missing);
   }
 
   // ---- drawing ------------------------------------------------------------------------------
