@@ -77,13 +77,13 @@ class TrendsView(GenericAPIView):
             return Response({"interval": interval, "by": by, "results": results})
         periods = sorted({row[0] for row in rows})
         labels = {period: period_label(period, interval) for period in periods}
+        groups = {row[1] for row in rows}
         names: dict = {}
         if by == TrendGroup.CITY:
-            names = city_names_by_id(row[1] for row in rows)
+            names = city_names_by_id(groups)
             names[None] = None
         # Ordered by period, then group as text (no group last), by one integer per row:
         # the period's place times the number of groups, plus the group's place.
-        groups = {row[1] for row in rows}
         if names:  # two cities of one name in the order of their ids, as the SQL has them
             groups = sorted(groups, key=lambda g: (g is None, g or 0))
         groups = sorted(groups, key=lambda g: (g is None, str(names.get(g, g))))
