@@ -176,6 +176,97 @@ def test_events_without_a_point_are_counted_and_listed(page, db_query):
     assert "city=" not in link.get_attribute("href")
 
 
+def map_view(page) -> str:
+    """The map's zoom and centre as its fragment gives them: `map=ZOOM/LAT/LNG`."""
+    return page.locator("#map").get_attribute("data-view")
+
+
+def wait_view_change(page, before: str, action) -> str:
+    """Do `action` (a zoom or a pan) and wait until the fragment shows a view other than
+    `before`, the moved map's; return it."""
+    action()
+    page.wait_for_function(
+        "before => location.hash.startsWith('#map=') && location.hash !== '#' + before "
+        "&& document.getElementById('map').dataset.view === location.hash.slice(1)",
+        arg=before,
+    )
+    return map_view(page)
+
+
+def test_zoom_and_position_last_across_reload_language_list_and_history(page, db_query):
+    page.goto("/?year=2019")
+    assert shown(page) == mapped_count(db_query, "date BETWEEN '2019-01-01' AND '2019-12-31'")
+    default = map_view(page)
+    assert default == "map=5/48.200/67.500"
+    assert "#" not in page.url  # nothing in the address until the map is moved
+    # Zoom in twice with the control, then pan with the keyboard.
+    view = wait_view_change(page, default, lambda: page.locator(".leaflet-control-zoom-in").click())
+    assert view.startswith("map=6/")
+    view = wait_view_change(page, view, lambda: page.locator(".leaflet-control-zoom-in").click())
+    assert view.startswith("map=7/")
+    page.locator("#map").focus()
+    view = wait_view_change(page, view, lambda: page.keyboard.press("ArrowRight"))
+    assert view.startswith("map=7/") and view != "map=7/48.200/67.500"
+    assert page.url.endswith("/?year=2019#" + view)
+    # A filter changed after the page was served: the address and the language form follow.
+    count = wait_reload(page, lambda: page.get_by_role("checkbox", name="Political").check())
+    assert count == mapped_count(
+        db_query, "date BETWEEN '2019-01-01' AND '2019-12-31' AND 'political' = ANY(grievances)"
+    )
+    assert page.url.endswith("#" + view) and "grievance=political" in page.url
+
+    # Reload: the same filters, zoom and position.
+    page.reload()
+    assert shown(page) == count
+    assert map_view(page) == view
+    assert page.url.endswith("#" + view)
+
+    # The language switch keeps the filters, zoom and position.
+    with page.expect_navigation():
+        page.get_by_label("Language").select_option("ru")
+    assert page.locator("html").get_attribute("lang") == "ru"
+    assert shown(page) == count
+    assert "year=2019" in page.url and "grievance=political" in page.url
+    assert page.url.endswith("#" + view)
+    assert map_view(page) == view
+    assert page.locator("#id_year").input_value() == "2019"
+    assert page.get_by_role("checkbox", name="Политика").is_checked()
+    with page.expect_navigation():
+        page.get_by_label("Язык").select_option("en")
+    assert shown(page) == count
+    assert map_view(page) == view
+
+    # To the list: the filters, not the fragment; and back to the map by its link.
+    page.get_by_role("link", name="Show as a list").click()
+    page.wait_for_url(re.compile(r"/events/\?"))
+    page.locator("#events-table").wait_for()
+    assert "year=2019" in page.url and "grievance=political" in page.url
+    assert "#" not in page.url
+    page.get_by_role("link", name="Show on the map").click()
+    page.wait_for_url(re.compile(r"/\?.*#map="))
+    assert shown(page) == count
+    assert map_view(page) == view
+    assert "year=2019" in page.url and "grievance=political" in page.url
+
+    # Back and forward through fragments (hashchange), as a shared link or the user sets.
+    there = "map=9/43.2500/76.9500"
+    page.evaluate("view => { location.hash = view; }", there)
+    page.wait_for_function(
+        "view => document.getElementById('map').dataset.view === view", arg=there
+    )
+    page.go_back()
+    page.wait_for_function("view => document.getElementById('map').dataset.view === view", arg=view)
+    assert page.url.endswith("#" + view)
+    page.go_forward()
+    page.wait_for_function(
+        "view => document.getElementById('map').dataset.view === view", arg=there
+    )
+    # A malformed fragment is ignored (no error): the tab's last view instead.
+    page.goto("/?year=2019#map=99/abc/1")
+    shown(page)
+    assert map_view(page) == there
+
+
 def test_map_popup_has_the_details_and_sources(page, db_query):
     row = db_query(
         "SELECT e.id, e.title, e.date, e.city_id FROM tracker_event e "

@@ -1,7 +1,8 @@
 // The events map: published events from the REST API as GeoJSON, clustered with
 // Supercluster, coloured by grievance or police response; the filter panel and the URL hold
-// the same state, so a view can be shared by its link. Events at one spot open as a list;
-// clusters and points are focusable, and Enter does what a click does.
+// the same state, so a view can be shared by its link (zoom and position in its fragment,
+// #map=ZOOM/LAT/LNG). Events at one spot open as a list; clusters and points are focusable,
+// and Enter does what a click does. Events without a point are counted and linked to.
 (function () {
   "use strict";
   var config = JSON.parse(document.getElementById("map-config").textContent);
@@ -32,7 +33,73 @@
     return rootStyle.getPropertyValue("--" + kind + "-" + slug).trim() || "#555";
   }
 
-  var map = L.map(container, { minZoom: 2, maxZoom: 16, worldCopyJump: true }).setView([48.2, 67.5], 5);
+  var map = L.map(container, { minZoom: 2, maxZoom: 16, worldCopyJump: true });
+
+  // ---- zoom and position <-> URL fragment ----------------------------------------------------
+  // `#map=ZOOM/LAT/LNG`, as OpenStreetMap has it: in the fragment, not the query, since the
+  // pages refuse query parameters that are not filters, and the server never needs it. It
+  // is restored on load, reload, back/forward (hashchange), and after a language switch
+  // (the language form's `next` carries it); the last view of this tab is kept too, so the
+  // list's link back to the map (which carries only the filters) finds it again.
+  var VIEW_KEY = "tracker.map.view";
+  var viewHash = "";
+  function parseView(text) {
+    var match = /^#?map=(\d{1,2})\/(-?\d{1,2}(?:\.\d+)?)\/(-?\d{1,3}(?:\.\d+)?)$/.exec(text || "");
+    if (!match) return null;
+    var zoom = +match[1];
+    var lat = +match[2];
+    var lng = +match[3];
+    if (zoom < map.getMinZoom() || zoom > map.getMaxZoom() || Math.abs(lat) > 85.06 || Math.abs(lng) > 180) return null;
+    return { zoom: zoom, center: L.latLng(lat, lng) };
+  }
+  function formatView() {
+    var zoom = map.getZoom();
+    var center = map.wrapLatLng(map.getCenter());
+    // Enough decimals for a pixel at this zoom (about 0.1 km at zoom 5, 1 m at 16).
+    var decimals = Math.max(2, Math.ceil(zoom * Math.LN2 / Math.LN10) + 1);
+    return "map=" + zoom + "/" + center.lat.toFixed(decimals) + "/" + center.lng.toFixed(decimals);
+  }
+  function storedView() {
+    try {
+      return window.sessionStorage.getItem(VIEW_KEY);
+    } catch (error) {
+      return null;  // storage refused (privacy settings): the fragment still works
+    }
+  }
+  function keepView() {
+    var view = formatView();
+    viewHash = "#" + view;
+    container.dataset.view = view;
+    try {
+      window.sessionStorage.setItem(VIEW_KEY, view);
+    } catch (error) {
+      // as above
+    }
+    if (location.hash !== viewHash) history.replaceState(history.state, "", location.pathname + location.search + viewHash);
+    languageNext();
+  }
+  // The language form posts `next` to Django's set_language, which redirects there: the
+  // address as it is now (filters changed since the page was served, the fragment).
+  var nextField = document.querySelector(".lang-form input[name=next]");
+  function languageNext() {
+    if (nextField) nextField.value = location.pathname + location.search + location.hash;
+  }
+  var initial = parseView(location.hash) || parseView(storedView());
+  if (initial) {
+    map.setView(initial.center, initial.zoom);
+    keepView();
+  } else {
+    map.setView([48.2, 67.5], 5);
+    container.dataset.view = formatView();
+  }
+  map.on("moveend", keepView);
+  window.addEventListener("hashchange", function () {
+    var view = parseView(location.hash);
+    if (!view) return;  // another fragment (the skip link's #main): the view stays
+    if (location.hash.slice(1) === formatView()) return;
+    map.setView(view.center, view.zoom);
+  });
+
   TrackerBasemap.add(map, container);
   // Supercluster indexes the points once per load (100,000 in about a second here); each
   // move or zoom then draws only the clusters and points in view.
@@ -65,7 +132,8 @@
     var shown = new URLSearchParams(params);
     if (colourSelect.value !== "grievance") shown.set("colour", colourSelect.value);
     var query = shown.toString();
-    history.replaceState(null, "", query ? "?" + query : location.pathname);
+    history.replaceState(null, "", (query ? "?" + query : location.pathname) + viewHash);
+    languageNext();
     var exportParams = new URLSearchParams(params);
     exportParams.set("format", "csv");
     exportLink.href = config.api + "?" + exportParams.toString();
