@@ -48,7 +48,8 @@ from __future__ import annotations
 
 import calendar
 import datetime as dt
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from contextlib import nullcontext
 
 from django.db import connection, transaction
 
@@ -187,17 +188,52 @@ def _place_conditions(query: _Query, alias: str, countries, regions, cities) -> 
         query.add(f"{alias}.city_id = ANY(%s)", cities)
 
 
-def _fetch(sql: str, params: list, work_mem: str | None = None) -> list[tuple]:
+def _named(sql: str, by: str | None, city_names: bool) -> str:
+    """`sql` (rows of period, city id, *MEASURES) with the city's name for its id, in the
+    order of the names: the API's order, so that its rows need no sorting in Python."""
+    if by != "city" or not city_names:
+        return sql
+    columns = ", ".join(("period", "grp", *MEASURES))
+    measures = ", ".join(f"q.{measure}" for measure in MEASURES)
+    return (
+        f"SELECT q.period, c.name, {measures} FROM ({sql}) AS q({columns}) "  # noqa: S608
+        "LEFT JOIN tracker_city c ON c.id = q.grp "
+        'ORDER BY q.period, q.grp IS NULL, c.name COLLATE "C", q.grp'
+    )
+
+
+# Rows per chunk of a streamed read (see _fetch).
+STREAM_ROWS = 1024
+
+
+def _fetch(
+    sql: str, params: list, work_mem: str | None = None, build: Callable | None = None
+) -> list:
     """The rows of `sql`; with `work_mem`, that much memory for its sorts and hash tables
-    (transaction-local, so to the end of the caller's transaction if there is one)."""
-    if work_mem is None:
-        with connection.cursor() as cursor:
+    (transaction-local, so to the end of the caller's transaction if there is one).
+
+    With `build` (a function of a list of rows that returns a list), the rows arrive in
+    chunks of STREAM_ROWS while PostgreSQL is still sending the rest, and the result is
+    build's lists joined: on two cores the caller's work on thousands of rows overlaps
+    the server's aggregation and output instead of following them."""
+    with transaction.atomic() if work_mem else nullcontext(), connection.cursor() as cursor:
+        if work_mem:
+            cursor.execute("SELECT set_config('work_mem', %s, true)", [work_mem])
+        if build is None:
             cursor.execute(sql, params)
             return cursor.fetchall()
-    with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute("SELECT set_config('work_mem', %s, true)", [work_mem])
-        cursor.execute(sql, params)
-        return cursor.fetchall()
+        built: list = []
+        chunk: list = []
+        # Django's cursor has no stream(): the driver's own, its errors as Django's.
+        with connection.wrap_database_errors:
+            for row in cursor.cursor.stream(sql, params, size=STREAM_ROWS):
+                chunk.append(row)
+                if len(chunk) == STREAM_ROWS:
+                    built += build(chunk)
+                    chunk = []
+        if chunk:
+            built += build(chunk)
+        return built
 
 
 def rollup_counts(*, filters: dict, interval: str, by: str | None) -> list[dict] | None:
@@ -214,9 +250,19 @@ def rollup_counts(*, filters: dict, interval: str, by: str | None) -> list[dict]
     return [dict(zip(keys, row, strict=True)) for row in rows]
 
 
-def rollup_rows(*, filters: dict, interval: str, by: str | None) -> list[tuple] | None:
+def rollup_rows(
+    *,
+    filters: dict,
+    interval: str,
+    by: str | None,
+    build: Callable | None = None,
+    city_names: bool = False,
+) -> list | None:
     """rollup_counts' rows as tuples (period, [group,] *MEASURES): a by=city answer has
-    thousands, and the API builds its own dicts from them."""
+    thousands, and the API builds its own dicts from them, with `build` (a function of a
+    list of rows that returns a list) while they arrive (see _fetch). With `city_names`,
+    a by=city row holds the city's name instead of its id, and the rows are ordered by
+    period, then name in code point order (two cities of one name by id, no city last)."""
     if interval not in INTERVALS or by not in GROUPS:
         return None
     if any(key not in KNOWN_FILTERS and not _empty(value) for key, value in filters.items()):
@@ -266,7 +312,7 @@ def rollup_rows(*, filters: dict, interval: str, by: str | None) -> list[tuple] 
         parts.append(plan(interval, first_full, last_full))
         if not partial:  # in order already, and every cell has events
             sql, params = parts[0]
-            return _fetch(sql, params, work_mem)
+            return _fetch(_named(sql, by, city_names), params, work_mem, build)
     for start, end in partial:
         parts.append(
             _raw_sql(interval, by, start, end, countries, regions, cities, grievances, responses)
@@ -283,7 +329,7 @@ def rollup_rows(*, filters: dict, interval: str, by: str | None) -> list[tuple] 
             f"SELECT * FROM ({' UNION ALL '.join(f'({text})' for text, _ in parts)}) "  # noqa: S608
             f"AS u({names}) ORDER BY {order}"
         )
-        return _fetch(sql, params, work_mem)
+        return _fetch(_named(sql, by, city_names), params, work_mem, build)
     sql = (
         f"SELECT {'period, grp' if grouped else 'period'}, "  # noqa: S608
         # The parts' columns are all bigint: float8 sums (see _sum), exact as ints.
@@ -293,7 +339,7 @@ def rollup_rows(*, filters: dict, interval: str, by: str | None) -> list[tuple] 
         + f") AS u({names}) GROUP BY {'1, 2' if grouped else '1'} "
         f"HAVING sum(events) <> 0 ORDER BY {order}"
     )
-    return _fetch(sql, params, work_mem)
+    return _fetch(_named(sql, by, city_names), params, work_mem, build)
 
 
 # The measures that the cells hold as bigint (the rest are integer counts). PostgreSQL sums

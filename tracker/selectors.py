@@ -254,10 +254,20 @@ def event_counts(*, filterset, interval: str = TrendInterval.YEAR, by: str | Non
 
 
 def event_count_rows(
-    *, filterset, interval: str = TrendInterval.YEAR, by: str | None = None
-) -> list[tuple]:
+    *,
+    filterset,
+    interval: str = TrendInterval.YEAR,
+    by: str | None = None,
+    build=None,
+    named: bool = False,
+) -> list:
     """event_counts' rows as tuples (period, [group,] *COUNT_METRICS), in the same order:
-    for callers that build their own rows from thousands of them (the trends API)."""
+    for callers that build their own rows from thousands of them (the trends API). With
+    `build`, a function of a list of rows that returns a list, build's result instead,
+    computed from the rollups' rows while they arrive. With `named`, the rows are as the
+    API shows them: a by=city row holds the city's name instead of its id, and the rows
+    are ordered by period, then group as text in code point order (two cities of one name
+    by id, no group last)."""
     if interval not in TrendInterval.CHOICES:
         raise ValueError(f"interval must be one of {TrendInterval.CHOICES}")
     if by is not None and by not in TrendGroup.CHOICES:
@@ -267,10 +277,28 @@ def event_count_rows(
     filters = within_data(filterset.form.cleaned_data)
     if filters is None:
         return []
-    rows = rollup_rows(filters=filters, interval=interval, by=by)
+    # The rollups' SQL orders text groups in code point order already, and names cities.
+    rows = rollup_rows(filters=filters, interval=interval, by=by, build=build, city_names=named)
     if rows is None:
         rows = _raw_count_rows(queryset=filterset.qs, interval=interval, by=by)
+        if named and by is not None:
+            rows = _as_shown(rows, by)
+        if build is not None:
+            rows = build(rows)
     return rows
+
+
+def _as_shown(rows: list[tuple], by: str) -> list[tuple]:
+    """Grouped rows (period, group, ...) as event_count_rows(named=True) gives them."""
+    names: dict = {}
+    if by == TrendGroup.CITY:
+        names = city_names_by_id(row[1] for row in rows)
+        names[None] = None
+        rows = sorted(
+            rows, key=lambda row: (row[0], row[1] is None, names[row[1]] or "", row[1] or 0)
+        )
+        return [(row[0], names[row[1]], *row[2:]) for row in rows]
+    return sorted(rows, key=lambda row: (row[0], row[1] is None, str(row[1])))
 
 
 _GROUP_SQL = {

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 from drf_spectacular.utils import extend_schema
 from rest_framework.exceptions import ValidationError
 from rest_framework.generics import GenericAPIView
@@ -18,10 +20,8 @@ from tracker.query import EventFilterSet
 from tracker.selectors import (
     COUNT_METRICS,
     IntervalTooLong,
-    TrendGroup,
     axis_periods,
     check_interval,
-    city_names_by_id,
     event_count_rows,
     period_label,
 )
@@ -62,8 +62,8 @@ class TrendsView(GenericAPIView):
             check_interval(filters=filters, interval=interval)
         except IntervalTooLong as exc:
             raise ValidationError({"interval": [str(exc)]}) from None
-        rows = event_count_rows(filterset=filterset, interval=interval, by=by)
         if by is None:
+            rows = event_count_rows(filterset=filterset, interval=interval)
             found = {row[0]: row for row in rows}
             zero = (0,) * len(COUNT_METRICS)
             periods = sorted(set(axis_periods(filters=filters, interval=interval)) | set(found))
@@ -75,49 +75,55 @@ class TrendsView(GenericAPIView):
                 for row in rows
             ]
             return Response({"interval": interval, "by": by, "results": results})
-        periods = sorted({row[0] for row in rows})
-        labels = {period: period_label(period, interval) for period in periods}
-        groups = {row[1] for row in rows}
-        names: dict = {}
-        if by == TrendGroup.CITY:
-            names = city_names_by_id(groups)
-            names[None] = None
-        # Ordered by period, then group as text (no group last), by one integer per row:
-        # the period's place times the number of groups, plus the group's place.
-        if names:  # two cities of one name in the order of their ids, as the SQL has them
-            groups = sorted(groups, key=lambda g: (g is None, g or 0))
-        groups = sorted(groups, key=lambda g: (g is None, str(names.get(g, g))))
-        place = {group: number for number, group in enumerate(groups)}
-        width = len(groups)
-        order = {period: number * width for number, period in enumerate(periods)}
-        keys = [order[row[0]] + place[row[1]] for row in rows]
-        rows = [rows[i] for i in sorted(range(len(rows)), key=keys.__getitem__)]
-        # Built once, as the answer has them, by a dict display in the loop itself (a by=city
-        # answer has thousands: a call or dict(zip()) per row costs more than the SQL).
-        name = names.get if names else (lambda group: group)
-        results = [
-            {
-                "period": labels[period],
-                "group": name(group),
-                "events": events,
-                "arrests": arrests,
-                "events_with_arrests": with_arrests,
-                "events_with_force": with_force,
-                "injuries": injuries,
-                "deaths": deaths,
-                "participants_low": low,
-                "participants_high": high,
-                "events_with_participants": with_crowd,
-            }
-            for (
-                period, group, events, arrests, with_arrests, with_force, injuries, deaths, low,
-                high, with_crowd,
-            ) in rows
-        ]  # fmt: skip
+        # A by=city answer has thousands of rows: they come in the answer's order, cities
+        # named, and their dicts are built while they arrive.
+        results = event_count_rows(
+            filterset=filterset,
+            interval=interval,
+            by=by,
+            build=partial(_grouped_results, _PeriodLabels(interval)),
+            named=True,
+        )
         return Response({"interval": interval, "by": by, "results": results})
 
 
-# The rows' counts, in the order the grouped rows' dict display above unpacks them.
+class _PeriodLabels(dict):
+    """period start -> its label in the answer ("2019-06"), each computed once."""
+
+    def __init__(self, interval: str):
+        super().__init__()
+        self.interval = interval
+
+    def __missing__(self, period):
+        label = self[period] = period_label(period, self.interval)
+        return label
+
+
+def _grouped_results(labels: _PeriodLabels, rows: list[tuple]) -> list[dict]:
+    """The answer's dicts of grouped rows (period, group, *COUNT_METRICS): one dict display
+    per row (a call or dict(zip()) per row costs more than the SQL)."""
+    return [
+        {
+            "period": labels[period],
+            "group": group,
+            "events": events,
+            "arrests": arrests,
+            "events_with_arrests": with_arrests,
+            "events_with_force": with_force,
+            "injuries": injuries,
+            "deaths": deaths,
+            "participants_low": low,
+            "participants_high": high,
+            "events_with_participants": with_crowd,
+        }
+        for (
+            period, group, events, arrests, with_arrests, with_force, injuries, deaths, low,
+            high, with_crowd,
+        ) in rows
+    ]  # fmt: skip
+
+
+# The rows' counts, in the order _grouped_results unpacks them.
 assert COUNT_METRICS == (
     "events", "arrests", "events_with_arrests", "events_with_force", "injuries", "deaths",
     "participants_low", "participants_high", "events_with_participants",
