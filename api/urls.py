@@ -7,6 +7,7 @@ from rest_framework.routers import SimpleRouter
 from api.exceptions import json_not_found
 from api.views.events import EventViewSet, SubmissionListView
 from api.views.meta import CityDetailView, CityListView, TaxonomyView, TokenView
+from api.views.removed import RemovedEventListView
 from api.views.stats import TrendsView
 
 app_name = "api"
@@ -15,6 +16,8 @@ router = SimpleRouter()
 router.register("events", EventViewSet, basename="event")
 
 urlpatterns = [
+    # Before the router's events/{id}/, which would take "removed" for an id.
+    path("events/removed/", RemovedEventListView.as_view(), name="event-removed"),
     *router.urls,
     path("submissions/", SubmissionListView.as_view(), name="submission-list"),
     path("stats/trends/", TrendsView.as_view(), name="trends"),

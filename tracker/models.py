@@ -743,3 +743,50 @@ class ExportJob(models.Model):
     @property
     def is_finished(self) -> bool:
         return self.status in FINISHED_JOB_STATUSES
+
+
+class RemovalKind(models.TextChoices):
+    WITHDRAWN = "withdrawn", _("withdrawn")  # back to pending or draft
+    REJECTED = "rejected", _("rejected")
+    ARCHIVED = "archived", _("archived")
+    DELETED = "deleted", _("deleted")
+    # Not written yet: merging events does not exist. Its rows will carry merged_into.
+    MERGED = "merged", _("merged")
+
+
+class EventRemoval(models.Model):
+    """An event that left the public record: a published event whose status changed to
+    anything else, or that was deleted. The feed /api/v1/events/removed/ reads these rows,
+    so that a script syncing with `updated_since` learns of withdrawals and deletions.
+
+    Rows are written by PostgreSQL triggers on tracker_event (migration 0020), whoever
+    writes: the services, the admin, a queryset .update(), an import, psql. Nothing here
+    names a person; `event_id` is not a foreign key, since the event may be gone.
+    """
+
+    Kind = RemovalKind
+
+    event_id = models.BigIntegerField(_("event id"))
+    kind = models.CharField(_("kind"), max_length=10, choices=RemovalKind.choices)
+    # The removing transaction's time, PostgreSQL's now() (Django's Now() would be the
+    # statement's): every removal of one transaction has its time, and it commits later.
+    removed_at = models.DateTimeField(
+        _("removed at"),
+        db_default=models.Func(template="now()", output_field=models.DateTimeField()),
+    )
+    # Always null for now: set for kind "merged" once merging exists.
+    merged_into = models.BigIntegerField(_("merged into"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("event removal")
+        verbose_name_plural = _("event removals")
+        ordering = ["removed_at", "id"]
+        indexes = [models.Index(fields=["removed_at", "id"], name="eventremoval_time_idx")]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(kind__in=RemovalKind.values), name="eventremoval_kind_valid"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"event {self.event_id} {self.kind} at {self.removed_at:%Y-%m-%d %H:%M:%S}"
