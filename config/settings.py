@@ -246,10 +246,25 @@ CONTENT_SECURITY_POLICY = {
 
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
-# Origins a future embed route (an event map in a partner's page) may be framed by. That
-# route must opt in explicitly (its own frame-ancestors and X-Frame-Options); every other
-# page stays unframeable. Unused until such a route exists.
-EMBED_ALLOWED_ORIGINS = env.list("DJANGO_EMBED_ALLOWED_ORIGINS", default=[])
+# Origins whose pages may frame the embedded map, /embed/ (pages.views.embed_map), as
+# "https://partner.example,https://*.news.example": its CSP then reads frame-ancestors
+# 'self' and these, without X-Frame-Options. Empty (the default): /embed/ is refused to
+# frames like every other page, which stay unframeable whatever this says. Each entry is
+# scheme://host[:port] (a CSP host source), checked here: a stray ";" or space would
+# otherwise write into the policy.
+EMBED_ALLOWED_ORIGINS = [
+    origin.strip().rstrip("/")
+    for origin in env.list("DJANGO_EMBED_ALLOWED_ORIGINS", default=[])
+    if origin.strip()
+]
+import re as _re  # noqa: E402  (here, beside the one setting that needs it)
+
+for _origin in EMBED_ALLOWED_ORIGINS:
+    if not _re.fullmatch(r"https?://(\*\.)?[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*(:\d{1,5})?", _origin):
+        raise ImproperlyConfigured(
+            f"DJANGO_EMBED_ALLOWED_ORIGINS: {_origin!r} is not an origin "
+            "(scheme://host[:port], e.g. https://partner.example)."
+        )
 
 # HTTPS only whenever DEBUG is off: redirect, HSTS, Secure cookies. Two explicit switches:
 # - DJANGO_BEHIND_TLS_PROXY=1: a reverse proxy terminates TLS and sends X-Forwarded-Proto

@@ -7,6 +7,7 @@ from pages.event_list import event_list
 
 urlpatterns = [
     path("", views.map_page, name="map"),
+    path("embed/", views.embed_map, name="embed-map"),
     path("dashboard/", dashboard.dashboard, name="dashboard"),
     path("dashboard/<slug:chart>.csv", dashboard.dashboard_csv, name="dashboard-csv"),
     path("events/", event_list, name="event-list"),

@@ -5,8 +5,10 @@ reads from tracker.selectors, writes go through tracker.services.events."""
 
 from __future__ import annotations
 
+from functools import wraps
 from urllib.parse import urlencode
 
+from csp.decorators import csp_replace
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
@@ -17,6 +19,7 @@ from django.urls import reverse
 from django.utils import formats, timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
+from django.views.decorators.clickjacking import xframe_options_exempt
 from django.views.decorators.http import require_http_methods, require_safe
 
 from pages.forms import (
@@ -54,36 +57,70 @@ def _terms(terms: tuple[taxonomy.Term, ...]) -> list[dict[str, str]]:
 MAP_PARAMS = ("colour",)
 
 
-@require_safe
-def map_page(request):
+def _map_context(request, *, embed: bool = False) -> tuple[dict, bool]:
+    """What the map page and the embedded map share: the filters of the query (through the
+    one query layer, so both refuse what the API refuses) and the map's configuration."""
     _filterset, form, valid = page_filters(request, extra_params=MAP_PARAMS)
     bounds = published_date_range()
     this_year = timezone.localdate().year
     first_year, last_year = (bounds[0].year, bounds[1].year) if bounds else (this_year,) * 2
-    return render(
-        request,
-        "tracker/map.html",
-        {
-            "form": form,
-            "first_year": first_year,
-            "last_year": last_year,
-            "tile_url": settings.MAP_TILE_URL,
-            # The list of the same selection (the map's own parameters left out).
-            "list_query": urlencode(
-                [(k, v) for k in request.GET if k not in MAP_PARAMS for v in request.GET.getlist(k)]
-            ),
-            "map_config": {
-                "api": "/api/v1/events/",
-                "eventUrl": reverse("event-detail", args=[0]),
-                "grievances": _terms(taxonomy.GRIEVANCES),
-                "policeResponses": _terms(taxonomy.POLICE_RESPONSES),
-                "firstYear": first_year,
-                "lastYear": last_year,
-                "valid": valid,
-            },
+    context = {
+        "form": form,
+        "first_year": first_year,
+        "last_year": last_year,
+        "tile_url": settings.MAP_TILE_URL,
+        # The list of the same selection (the map's own parameters left out).
+        "list_query": urlencode(
+            [(k, v) for k in request.GET if k not in MAP_PARAMS for v in request.GET.getlist(k)]
+        ),
+        "map_config": {
+            "api": "/api/v1/events/",
+            "eventUrl": reverse("event-detail", args=[0]),
+            "grievances": _terms(taxonomy.GRIEVANCES),
+            "policeResponses": _terms(taxonomy.POLICE_RESPONSES),
+            "firstYear": first_year,
+            "lastYear": last_year,
+            "valid": valid,
+            "embed": embed,
         },
-        status=200 if valid else 400,
-    )
+    }
+    return context, valid
+
+
+@require_safe
+def map_page(request):
+    context, valid = _map_context(request)
+    return render(request, "tracker/map.html", context, status=200 if valid else 400)
+
+
+def _frameable_by_partners(view):
+    """Let the origins of EMBED_ALLOWED_ORIGINS (and the site itself) frame `view`: CSP
+    frame-ancestors names them, and X-Frame-Options (which cannot name several origins) is
+    left out. With no origin listed the view is refused to frames like every other page
+    (frame-ancestors 'none', X-Frame-Options DENY). Read per request, so the setting is the
+    one in force (and tests may override it)."""
+
+    @wraps(view)
+    def wrapped(request, *args, **kwargs):
+        origins = list(settings.EMBED_ALLOWED_ORIGINS)
+        if not origins:
+            return view(request, *args, **kwargs)
+        framed = csp_replace({"frame-ancestors": ["'self'", *origins]})(view)
+        return xframe_options_exempt(framed)(request, *args, **kwargs)
+
+    return wrapped
+
+
+@_frameable_by_partners
+@require_safe
+def embed_map(request):
+    """/embed/?<filters>: the live map alone, for a partner's page to frame. The filters
+    come from the query (unknown or bad ones are a 400, as on the map page); a link opens
+    the same selection in the tracker."""
+    context, valid = _map_context(request, embed=True)
+    query = request.GET.urlencode()
+    context["tracker_url"] = reverse("map") + (f"?{query}" if query else "")
+    return render(request, "tracker/embed.html", context, status=200 if valid else 400)
 
 
 def _can_see(user, event: Event) -> bool:

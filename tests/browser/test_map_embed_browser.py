@@ -1,14 +1,29 @@
-"""The map (and the list and the trends) on a phone, in real headless Chromium against a
-real gunicorn (see support.py).
+"""The map on a phone, the embeddable map in a partner's page, and the basemap's place
+labels, in real headless Chromium against a real gunicorn (see support.py).
 
 Every page fails its test on a console error, an uncaught exception or a CSP violation.
 """
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
 import pytest
 
-from tests.browser.support import ARTIFACTS, assert_accessible, screenshot
+from tests.browser.support import (
+    ARTIFACTS,
+    ROOT,
+    _free_port,
+    _stop,
+    assert_accessible,
+    screenshot,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -115,3 +130,155 @@ def test_on_a_wide_screen_the_filters_stay_open(page):
     page.wait_for_selector(READY, timeout=60_000)
     assert page.locator("#filters").is_visible()
     assert not page.locator(".filters-toggle").is_visible()
+
+
+# --- the embedded map in a partner's page ---
+
+PARTNER_PAGES: dict[str, str] = {}
+
+
+class _PartnerPage(BaseHTTPRequestHandler):
+    """A partner's site: another origin (another port) that serves a page with our frame."""
+
+    def do_GET(self):
+        body = PARTNER_PAGES.get(self.path)
+        self.send_response(200 if body else 404)
+        self.send_header("Content-Type", "text/html; charset=utf-8")
+        self.end_headers()
+        self.wfile.write((body or "not here").encode())
+
+    def log_message(self, *args):
+        pass
+
+
+def partner_page(path: str, *frames: str) -> str:
+    PARTNER_PAGES[path] = (
+        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>Partner news</title>"
+        "<link rel='icon' href='data:,'>"
+        "</head><body><h1>Partner news</h1>"
+        + "".join(
+            f"<iframe title='Protest map {n}' src='{src}' width='640' height='460'></iframe>"
+            for n, src in enumerate(frames)
+        )
+        + "</body></html>"
+    )
+    return path
+
+
+@pytest.fixture(scope="module")
+def partner():
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _PartnerPage)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture(scope="module")
+def embed_url(server_env, browser_db, partner):
+    """A second server on the same database, set as the other browser tests set theirs (its
+    environment) with the partner's origin in DJANGO_EMBED_ALLOWED_ORIGINS."""
+    port = _free_port()
+    env = dict(server_env, DJANGO_EMBED_ALLOWED_ORIGINS=partner)
+    log = open(ARTIFACTS / "server-embed.log", "w")  # noqa: SIM115
+    process = subprocess.Popen(
+        [
+            str(Path(sys.executable).with_name("gunicorn")),
+            "config.wsgi",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--workers",
+            "2",
+            "--threads",
+            "4",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            with urllib.request.urlopen(url + "/embed/", timeout=5) as response:  # noqa: S310
+                if response.status == 200:
+                    break
+        except OSError:
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            _stop(process)
+            log.close()
+            raise RuntimeError(f"the embed test server did not start: see {log.name}")
+        time.sleep(0.3)
+    yield url
+    _stop(process)
+    log.close()
+
+
+def test_a_partner_page_shows_the_live_map_when_its_origin_is_allowed(
+    page, partner, embed_url, db_query
+):
+    mapped = mapped_count(db_query, "EXTRACT(YEAR FROM date) = 2019")
+    unmapped = db_query(
+        "SELECT COUNT(*) FROM tracker_event WHERE status = 'published' "
+        "AND location IS NULL AND EXTRACT(YEAR FROM date) = 2019"
+    )[0][0]
+    page.goto(partner + partner_page("/news", f"{embed_url}/embed/?year=2019"))
+    frame = page.frame_locator("iframe")
+    frame.locator(READY).wait_for(timeout=60_000)
+    status = frame.locator("#map-status").inner_text()
+    if unmapped:
+        assert status == (
+            f"Events: {mapped + unmapped} (on the map: {mapped}, without an exact place: "
+            f"{unmapped})"
+        )
+    else:
+        assert status == f"Events shown: {mapped}"
+    assert int(frame.locator("#map").get_attribute("data-count")) == mapped > 0
+    assert frame.locator(".marker-cluster").first.is_visible()
+    # The map alone: no site header, no filter panel.
+    assert frame.locator(".site-header, nav, #filters").count() == 0
+    link = frame.get_by_role("link", name="Open in the tracker")
+    assert link.get_attribute("target") == "_blank"
+    assert link.get_attribute("rel") == "noopener"
+    assert link.get_attribute("href").startswith("/?year=2019")
+    page.wait_for_function(
+        "() => document.querySelector('iframe').getBoundingClientRect().height > 400"
+    )
+    screenshot(page, "embed-partner")
+
+    # The link opens the full map of the same selection, in a new tab.
+    with page.context.expect_page() as opened:
+        link.click()
+    tracker = opened.value
+    tracker.wait_for_url(f"{embed_url}/?year=2019**")
+    assert shown(tracker) == mapped
+    assert tracker.locator("#id_year").input_value() == "2019"
+
+
+def test_frames_are_refused_unless_the_setting_allows_them(
+    page, problems, partner, base_url, embed_url
+):
+    """The server of the other tests lists no origin: its /embed/ is refused to the
+    partner; the server that lists the partner still refuses it its other pages."""
+    page.goto(partner + partner_page("/refused", f"{base_url}/embed/", f"{embed_url}/"))
+    page.wait_for_load_state("load")
+    children = [frame for frame in page.frames if frame != page.main_frame]
+    assert len(children) == 2
+    for child in children:
+        # A refused frame shows the browser's error page, never the tracker's.
+        assert child.evaluate("document.getElementById('map') === null")
+    # Chromium says why, once per refused frame: those messages are the expected ones.
+    refusals = [problem for problem in problems if "frame-ancestors" in problem]
+    assert len(refusals) >= 2, problems
+    problems.allow("frame-ancestors")
+
+
+def test_the_embedded_map_is_accessible(page, embed_url):
+    page.goto(f"{embed_url}/embed/?year=2020&colour=police")
+    page.wait_for_selector(READY, timeout=60_000)
+    assert "Lethal force" in page.locator("#legend").inner_text()
+    assert_accessible(page)

@@ -3,6 +3,8 @@
 // the same state, so a view can be shared by its link (zoom and position in its fragment,
 // #map=ZOOM/LAT/LNG). Events at one spot open as a list; clusters and points are focusable,
 // and Enter does what a click does. Events without a point are counted and linked to.
+// The embedded map (/embed/, config.embed) has no filter panel nor toolbar: its filters are
+// its query's, its links open the tracker in a new tab.
 (function () {
   "use strict";
   var config = JSON.parse(document.getElementById("map-config").textContent);
@@ -14,6 +16,8 @@
   var exportLink = document.getElementById("export-link");
   var listLink = document.getElementById("list-link");
   var noPlaceLink = document.getElementById("no-place-link");
+  var embedLink = document.getElementById("embed-open");
+  var embed = config.embed === true;
   var labels = {};
   document
     .getElementById("popup-labels")
@@ -60,6 +64,7 @@
     return "map=" + zoom + "/" + center.lat.toFixed(decimals) + "/" + center.lng.toFixed(decimals);
   }
   function storedView() {
+    if (embed) return null;  // a partner's frame keeps its own view, not this tab's
     try {
       return window.sessionStorage.getItem(VIEW_KEY);
     } catch (error) {
@@ -70,13 +75,16 @@
     var view = formatView();
     viewHash = "#" + view;
     container.dataset.view = view;
-    try {
-      window.sessionStorage.setItem(VIEW_KEY, view);
-    } catch (error) {
-      // as above
+    if (!embed) {
+      try {
+        window.sessionStorage.setItem(VIEW_KEY, view);
+      } catch (error) {
+        // as above
+      }
     }
     if (location.hash !== viewHash) history.replaceState(history.state, "", location.pathname + location.search + viewHash);
     languageNext();
+    if (embedLink) embedLink.hash = viewHash;
   }
   // The language form posts `next` to Django's set_language, which redirects there: the
   // address as it is now (filters changed since the page was served, the fragment).
@@ -112,6 +120,12 @@
   // Every field of the panel is a filter of the API (tracker.query); several values are
   // joined with commas, except organizers, whose names can hold commas (repeated instead).
   function filterParams() {
+    if (!form) {
+      // The embedded map: the query's filters, as the server checked them.
+      var query = new URLSearchParams(location.search);
+      query.delete("colour");
+      return query;
+    }
     var params = new URLSearchParams();
     var data = new FormData(form);
     var names = [];
@@ -128,9 +142,15 @@
     return params;
   }
 
+  function colourBy() {
+    if (colourSelect) return colourSelect.value;
+    return new URLSearchParams(location.search).get("colour") === "police" ? "police" : "grievance";
+  }
+
   function syncUrl(params) {
+    if (!form) return;  // the embedded map's address is its query, as given
     var shown = new URLSearchParams(params);
-    if (colourSelect.value !== "grievance") shown.set("colour", colourSelect.value);
+    if (colourBy() !== "grievance") shown.set("colour", colourBy());
     var query = shown.toString();
     history.replaceState(null, "", (query ? "?" + query : location.pathname) + viewHash);
     languageNext();
@@ -144,9 +164,9 @@
   // ---- year slider ---------------------------------------------------------------------------
   var yearFrom = document.getElementById("year-from");
   var yearTo = document.getElementById("year-to");
-  var dateAfter = form.elements.date_after;
-  var dateBefore = form.elements.date_before;
-  var yearField = form.elements.year;
+  var dateAfter = form && form.elements.date_after;
+  var dateBefore = form && form.elements.date_before;
+  var yearField = form && form.elements.year;
   function showYears() {
     document.getElementById("year-from-value").textContent = yearFrom.value;
     document.getElementById("year-to-value").textContent = yearTo.value;
@@ -171,7 +191,7 @@
     dateBefore.value = +yearTo.value < config.lastYear ? yearTo.value + "-12-31" : "";
     showYears();
   }
-  [yearFrom, yearTo].forEach(function (slider) {
+  (yearFrom && yearTo ? [yearFrom, yearTo] : []).forEach(function (slider) {
     slider.addEventListener("input", function () {
       datesFromYears(slider);
     });
@@ -180,7 +200,7 @@
       reload();
     });
   });
-  yearsFromDates();
+  if (yearFrom && yearTo) yearsFromDates();
 
   // ---- data -------------------------------------------------------------------------------
   function fetchAll(url, collected, token) {
@@ -247,6 +267,7 @@
 
   // The list of the events of these filters that have no point (has_location=false).
   function showNoPlace(missing) {
+    if (!noPlaceLink) return;
     noPlaceLink.hidden = !missing;
     if (!missing) return;
     var params = filterParams();
@@ -264,7 +285,7 @@
     return worst;
   }
   function markerCategory(props) {
-    if (colourSelect.value === "police") {
+    if (colourBy() === "police") {
       return "police-" + (worstResponse(props.police_responses) || "unknown");
     }
     return "grievance-" + ((props.grievances || [])[0] || "other");
@@ -283,6 +304,12 @@
     if (text !== undefined && text !== null) node.textContent = text;
     if (className) node.className = className;
     return node;
+  }
+  // In a partner's frame the tracker's pages open in a new tab (they refuse to be framed).
+  function outward(link) {
+    if (!embed) return;
+    link.target = "_blank";
+    link.rel = "noopener";
   }
   function placeText(props) {
     return [props.location_detail, props.city, props.admin1, props.country]
@@ -344,6 +371,7 @@
     }
     var link = el("a", labels.details, "more");
     link.href = config.eventUrl.replace("/0/", "/" + id + "/");
+    outward(link);
     root.appendChild(link);
     return root;
   }
@@ -410,6 +438,7 @@
       li.appendChild(document.createTextNode(" "));
       var link = el("a", props.title || labels.details);
       link.href = config.eventUrl.replace("/0/", "/" + id + "/");
+      outward(link);
       li.appendChild(link);
       var facts = [termText(props.grievances)];
       facts.push(labels.arrests + ": " + (props.arrests == null ? labels.notReported : props.arrests));
@@ -533,7 +562,7 @@
 
   function drawLegend() {
     legendEl.textContent = "";
-    var police = colourSelect.value === "police";
+    var police = colourBy() === "police";
     legendEl.appendChild(el("p", police ? labels.legendPolice : labels.legendGrievance, "legend-title"));
     var ul = el("ul");
     var terms = police ? config.policeResponses : config.grievances;
@@ -558,11 +587,11 @@
 
   // ---- wiring -------------------------------------------------------------------------------
   var pending = null;
-  form.addEventListener("submit", function (event) {
+  if (form) form.addEventListener("submit", function (event) {
     event.preventDefault();
     reload();
   });
-  form.addEventListener("change", function (event) {
+  if (form) form.addEventListener("change", function (event) {
     if (event.target === yearFrom || event.target === yearTo) return;
     if (event.target === dateAfter || event.target === dateBefore || event.target === yearField) {
       yearsFromDates();
@@ -570,11 +599,13 @@
     clearTimeout(pending);
     pending = setTimeout(reload, 250);
   });
-  colourSelect.value = new URLSearchParams(location.search).get("colour") === "police" ? "police" : "grievance";
-  colourSelect.addEventListener("change", function () {
-    syncUrl(filterParams());
-    draw();
-  });
+  if (colourSelect) {
+    colourSelect.value = new URLSearchParams(location.search).get("colour") === "police" ? "police" : "grievance";
+    colourSelect.addEventListener("change", function () {
+      syncUrl(filterParams());
+      draw();
+    });
+  }
   // Invalid filters: their messages are in the panel, and no map of another selection.
   if (config.valid !== false) reload();
 })();
