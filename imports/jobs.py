@@ -90,9 +90,19 @@ JOB_TASKS = {ImportJob: "imports.tasks.import_job_run", ExportJob: "imports.task
 
 def dispatch_job(job: Job) -> None:
     """Queue the job's task once the current transaction commits. A broker that is down is
-    logged, not raised: the job stays queued and the sweep dispatches it again later."""
+    logged, not raised: the job stays queued and the sweep dispatches it again later.
+
+    The task carries its time limit (Celery's worker takes the sender's): at
+    JOB_TIME_LIMIT_SECONDS it gets SoftTimeLimitExceeded, and the job services fail the job
+    with a message; a minute later the worker kills the process, should it not have ended."""
     name, pk = JOB_TASKS[type(job)], job.pk
-    transaction.on_commit(lambda: current_app.tasks[name].delay(pk), robust=True)
+    limit = settings.JOB_TIME_LIMIT_SECONDS
+    transaction.on_commit(
+        lambda: current_app.tasks[name].apply_async(
+            (pk,), soft_time_limit=limit, time_limit=limit + 60
+        ),
+        robust=True,
+    )
 
 
 class JobRun:

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.contrib.gis.db.models import GeometryField
 from django.contrib.gis.geos import GEOSGeometry
@@ -180,7 +181,21 @@ def import_job_run(*, job_id: int, progress: ProgressCallback | None = None) -> 
         if not go:
             return job
         with translation.override(job.language or settings.LANGUAGE_CODE):
-            return _import(job, run, progress)
+            try:
+                return _import(job, run, progress)
+            except SoftTimeLimitExceeded:  # settings.JOB_TIME_LIMIT_SECONDS; rolled back
+                logger.warning("Import job %s stopped at its time limit", job.pk)
+                return _finish(
+                    job,
+                    status=JobStatus.FAILED,
+                    message=gettext(
+                        "The import ran longer than its time limit of %(minutes)d minutes "
+                        "and was stopped; nothing was imported. Split the file, or ask the "
+                        "administrator to raise JOB_TIME_LIMIT_SECONDS."
+                    )
+                    % {"minutes": max(1, settings.JOB_TIME_LIMIT_SECONDS // 60)},
+                    reset=True,
+                )
 
 
 def _import(job: ImportJob, run: JobRun, progress: ProgressCallback | None) -> ImportJob:
@@ -229,6 +244,8 @@ def _import(job: ImportJob, run: JobRun, progress: ProgressCallback | None) -> I
             message=gettext("Cancelled while running; nothing was imported."),
             reset=True,
         )
+    except SoftTimeLimitExceeded:
+        raise  # import_job_run reports it
     except Exception:
         logger.exception("Import job %s stopped", job.pk)
         return _finish(

@@ -7,7 +7,9 @@ from celery import shared_task
 
 # The job tasks are acknowledged when they end, and handed back to the broker when their
 # worker process dies (a SIGKILL, the OOM killer): another worker then runs the job again,
-# from the start, since its transaction died with the worker (see imports.jobs).
+# from the start, since its transaction died with the worker (see imports.jobs). They run
+# on the jobs queue (settings.CELERY_TASK_ROUTES), with the time limit that dispatch_job
+# gives them.
 JOB_TASK_OPTIONS = {"acks_late": True, "reject_on_worker_lost": True}
 
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Serve the app: gunicorn in front, a Celery worker and beat behind. Ctrl-C stops all three.
+# Serve the app: gunicorn in front, two Celery workers and beat behind. Ctrl-C stops them all.
 # A worker or beat that dies is started again (the site keeps serving; jobs the dead worker
 # was running are redelivered or swept back into the queue); gunicorn exiting stops all.
 set -euo pipefail
@@ -17,7 +17,7 @@ pids=()
 stop() {
   trap - INT TERM EXIT
   echo
-  echo "==> stopping gunicorn, the Celery worker and beat"
+  echo "==> stopping gunicorn, the Celery workers and beat"
   for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
   wait 2>/dev/null || true
 }
@@ -59,8 +59,16 @@ supervise() {
   done
 }
 
+# Two Celery workers, one per queue (config/settings.py): the light tasks (geocoding,
+# sweeps, the heartbeat of /healthz), and the imports and exports, so that a long import
+# never holds up the geocoding of new submissions.
+read -r light_queue jobs_queue < <(.venv/bin/python manage.py shell -c \
+  "from django.conf import settings as s; print(s.CELERY_TASK_DEFAULT_QUEUE, s.CELERY_JOBS_QUEUE)")
 supervise "worker" .run/worker.log \
-  .venv/bin/celery -A config worker --loglevel=INFO --concurrency=2 &
+  .venv/bin/celery -A config worker --loglevel=INFO --concurrency=1 -Q "$light_queue" -n "light@%h" &
+pids+=($!)
+supervise "jobs worker" .run/jobs-worker.log \
+  .venv/bin/celery -A config worker --loglevel=INFO --concurrency=1 -Q "$jobs_queue" -n "jobs@%h" &
 pids+=($!)
 supervise "beat" .run/beat.log \
   .venv/bin/celery -A config beat --loglevel=INFO --schedule .run/celerybeat-schedule &

@@ -51,7 +51,7 @@ class Worker:
     """`celery worker --pool prefork --concurrency 1` on this test run's database and queue,
     in a session of its own (so that the whole worker can be killed at once)."""
 
-    def __init__(self, log: Path, **env: str):
+    def __init__(self, log: Path, queues: str | None = None, **env: str):
         self.log = log
         self._log_file = log.open("ab")
         environment = {
@@ -63,7 +63,9 @@ class Worker:
             **env,
         }
         command = [str(Path(sys.executable).with_name("celery")), "-A", "config", "worker"]
-        command += ["--pool", "prefork", "--concurrency", "1", "--queues", self.queue]
+        # Both queues unless told: the light tasks' and the job tasks' (settings).
+        queues = queues or f"{self.queue},{settings.CELERY_JOBS_QUEUE}"
+        command += ["--pool", "prefork", "--concurrency", "1", "--queues", queues]
         command += ["--loglevel", "INFO", "--without-gossip", "--without-mingle"]
         command += ["--without-heartbeat", "--hostname", f"jobs-{time.monotonic_ns()}@%h"]
         self.process = subprocess.Popen(
@@ -129,7 +131,7 @@ def forget_unacked_messages(queue: str) -> int:
     try:
         for tag, payload in client.hgetall("unacked").items():
             _message, _exchange, routing_key = json.loads(payload)
-            if routing_key == queue:
+            if routing_key in (queue, f"{queue}.jobs"):  # its light and job tasks
                 client.zrem("unacked_index", tag)
                 client.hdel("unacked", tag)
                 dropped += 1
