@@ -1,15 +1,24 @@
+import datetime as dt
+import json
+import re
+
 from django import forms
 from django.contrib import admin
+from django.contrib.admin.views.main import ChangeList
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin
 from django.contrib.gis.admin import GISModelAdmin
-from django.db import models
-from django.db.models.functions import ExtractYear
+from django.core.exceptions import FieldDoesNotExist
+from django.core.paginator import Paginator
+from django.db import connections, models
+from django.db.models import Max, Min, QuerySet
+from django.utils.dates import MONTHS
+from django.utils.functional import cached_property
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 from simple_history.admin import SimpleHistoryAdmin
 
-from tracker import taxonomy
+from tracker import search, taxonomy
 from tracker.history import history_actor
 from tracker.models import (
     City,
@@ -50,24 +59,243 @@ class SubmitterPrivacyMixin:
         return [f for f in super().get_ordering(request) or () if not reaches_submitter(f)]
 
 
+# -- the admin at a million events ------------------------------------------------------
+#
+# The stock changelist counts every row twice on every page (the page count, and the total
+# "of M" beside it: show_full_result_count), runs a DISTINCT over the table for each filter
+# that lists the values found (AllValuesFieldListFilter, the date hierarchy, a year list),
+# searches with icontains across joins, and pages with OFFSET. Here: one count, capped or
+# estimated; choices from the taxonomy, the gazetteer and the ends of the date index; the
+# search of the public list (tracker.search: the indexed search document and the city
+# names); and a deep page that finds its first row in an index.
+
+
+def _estimated_rows(model) -> int:
+    """The planner's row count of the model's table (pg_class.reltuples, kept by ANALYZE and
+    autovacuum); -1 when the table was never analyzed."""
+    with connections["default"].cursor() as cursor:
+        cursor.execute(
+            "SELECT reltuples::bigint FROM pg_class WHERE oid = %s::regclass",
+            [model._meta.db_table],
+        )
+        row = cursor.fetchone()
+    return int(row[0]) if row else -1
+
+
+def _planned_rows(queryset: QuerySet) -> int:
+    """The planner's estimate of the rows the queryset returns (EXPLAIN, nothing run)."""
+    sql, params = queryset.order_by().query.sql_with_params()
+    with connections[queryset.db].cursor() as cursor:
+        cursor.execute("EXPLAIN (FORMAT JSON) " + sql, params)
+        plan = cursor.fetchone()[0]
+    if isinstance(plan, str):
+        plan = json.loads(plan)
+    return int(plan[0]["Plan"]["Plan Rows"])
+
+
+class ScalePaginator(Paginator):
+    """The changelist's paginator at a million rows.
+
+    - The count: exact for a table of fewer than ESTIMATE_FROM rows (pg_class.reltuples).
+      Above, the unfiltered list takes reltuples for its count, and a filter or a search
+      is counted up to EXACT_UP_TO (a count of at most that many rows, LIMIT in a
+      subquery), the planner's estimate above that. `estimated` says when; past an
+      estimate every page number is read, an empty page shown empty.
+    - A deep page (from DEEP_FROM rows on) does not OFFSET over whole rows: when the list is
+      ordered first by a non-null column, the value at the page's first row is read by
+      itself (an index-only walk for the date, the status, the country, the id ...), the
+      rows before that value are counted the same way, and the page is read from that value
+      on with the small remaining offset. The rows are the ones OFFSET would give.
+    """
+
+    EXACT_UP_TO = 500
+    ESTIMATE_FROM = 100_000
+    DEEP_FROM = 2_000
+
+    estimated = False
+
+    @cached_property
+    def count(self) -> int:
+        queryset = self.object_list
+        if not isinstance(queryset, QuerySet):
+            return super().count
+        rows = _estimated_rows(queryset.model)
+        if rows < self.ESTIMATE_FROM:
+            return queryset.count()  # a small table: any count of it is cheap
+        if not queryset.query.where and not queryset.query.distinct:
+            self.estimated = True
+            return rows
+        capped = queryset.order_by()[: self.EXACT_UP_TO + 1].count()
+        if capped <= self.EXACT_UP_TO:
+            return capped
+        self.estimated = True
+        return max(capped, _planned_rows(queryset))
+
+    def validate_number(self, number):
+        if not self.estimated:
+            return super().validate_number(number)
+        # Past an estimate there may be rows still: any page is read (an empty one is
+        # shown empty, not refused).
+        try:
+            number = int(number)
+        except (TypeError, ValueError):
+            return super().validate_number(number)  # PageNotAnInteger, as always
+        return max(number, 1)
+
+    def page(self, number):
+        number = self.validate_number(number)
+        bottom = (number - 1) * self.per_page
+        top = bottom + self.per_page
+        if not self.estimated and top + self.orphans >= self.count:
+            top = self.count
+        return self._get_page(self._rows(bottom, top), number, self)
+
+    def _rows(self, bottom: int, top: int):
+        queryset = self.object_list
+        lead = self._leading_column(queryset) if bottom >= self.DEEP_FROM else None
+        if lead is None:
+            return queryset[bottom:top]
+        name, descending = lead
+        first = list(
+            queryset.order_by(f"-{name}" if descending else name).values_list(name, flat=True)[
+                bottom : bottom + 1
+            ]
+        )
+        if not first:
+            return queryset.none()
+        before = (
+            queryset.filter(**{f"{name}__{'gt' if descending else 'lt'}": first[0]})
+            .order_by()
+            .count()
+        )
+        rest = queryset.filter(**{f"{name}__{'lte' if descending else 'gte'}": first[0]})
+        return rest[bottom - before : top - before]
+
+    @staticmethod
+    def _leading_column(queryset) -> tuple[str, bool] | None:
+        """(column, descending) of the first ordering term, when it is a plain non-null
+        column of the model's own table."""
+        if not isinstance(queryset, QuerySet) or queryset.query.distinct:
+            return None
+        ordering = queryset.query.order_by
+        if not ordering or not isinstance(ordering[0], str):
+            return None
+        term = ordering[0]
+        name = term.removeprefix("-")
+        if "__" in name or name == "?":
+            return None
+        opts = queryset.model._meta
+        try:
+            field = opts.pk if name == "pk" else opts.get_field(name)
+        except FieldDoesNotExist:
+            return None
+        if not getattr(field, "concrete", False) or field.is_relation or field.null:
+            return None
+        return field.attname, term.startswith("-")
+
+
+class ScaleChangeList(ChangeList):
+    """A column left out of sortable_by is not sorted by, even when ?o= names it by hand
+    (the stock changelist only leaves out its header's link)."""
+
+    def get_ordering_field(self, field_name):
+        if self.sortable_by is not None and field_name not in self.sortable_by:
+            return None
+        return super().get_ordering_field(field_name)
+
+
+class ScaleAdminMixin:
+    """One estimated or capped count per page (no second, full count), no facet counts, a
+    subtitle saying when the count is an estimate, and sorting by sortable_by only."""
+
+    paginator = ScalePaginator
+    show_full_result_count = False
+    show_facets = admin.ShowFacets.NEVER
+
+    def get_changelist(self, request, **kwargs):
+        return ScaleChangeList
+
+    def changelist_view(self, request, extra_context=None):
+        response = super().changelist_view(request, extra_context)
+        context = getattr(response, "context_data", None)
+        changelist = context.get("cl") if context else None
+        if changelist is not None and getattr(changelist.paginator, "estimated", False):
+            context["subtitle"] = gettext(
+                "More than %(count)s match: their number is an estimate."
+            ) % {"count": f"{ScalePaginator.EXACT_UP_TO:,}"}
+        return response
+
+
 class YearFilter(admin.SimpleListFilter):
+    """The years from the first event's to the last one's: the two ends of the date index,
+    not a DISTINCT over every event."""
+
     title = _("year")
     parameter_name = "year"
 
     def lookups(self, request, model_admin):
-        years = (
-            Event.objects.annotate(y=ExtractYear("date"))
-            .values_list("y", flat=True)
-            .distinct()
-            .order_by("-y")
-        )
-        return [(str(y), str(y)) for y in years]
+        ends = Event.objects.aggregate(first=Min("date"), last=Max("date"))
+        if ends["first"] is None:
+            return []
+        return [(str(y), str(y)) for y in range(ends["last"].year, ends["first"].year - 1, -1)]
 
     def queryset(self, request, queryset):
         # Not str.isdigit(): it is true for "²", which int() refuses (a 500).
         if self.value() and self.value().isascii() and self.value().isdigit():
             return queryset.filter(date__year=int(self.value()))
         return queryset
+
+
+def _chosen_year(request) -> int | None:
+    year = request.GET.get(YearFilter.parameter_name, "")
+    return int(year) if year.isascii() and year.isdigit() and 1 <= int(year) <= 9998 else None
+
+
+class MonthFilter(admin.SimpleListFilter):
+    """A month of the year chosen (offered once a year is), as a range of the date index:
+    in place of the date hierarchy, whose links come from DISTINCT scans of the events."""
+
+    title = _("month")
+    parameter_name = "month"
+
+    def lookups(self, request, model_admin):
+        if _chosen_year(request) is None:
+            return []
+        return [(str(number), MONTHS[number]) for number in range(1, 13)]
+
+    def queryset(self, request, queryset):
+        value = self.value()
+        if not (value and value.isascii() and value.isdigit() and 1 <= int(value) <= 12):
+            return queryset
+        month, year = int(value), _chosen_year(request)
+        if year is None:  # typed by hand: every June, say (no index reads that)
+            return queryset.filter(date__month=month)
+        start = dt.date(year, month, 1)
+        end = dt.date(year + month // 12, month % 12 + 1, 1)
+        return queryset.filter(date__gte=start, date__lt=end)
+
+
+class CountryFilter(admin.SimpleListFilter):
+    """The countries of the gazetteer (a few hundred cities), not a DISTINCT over events;
+    a country chosen by its code in the address is listed too."""
+
+    title = _("country")
+    parameter_name = "country"
+
+    def lookups(self, request, model_admin):
+        codes = set(City.objects.order_by("country").values_list("country", flat=True).distinct())
+        value = self.value()
+        if value and re.fullmatch(r"[A-Z]{2}", value):
+            codes.add(value)
+        return [(code, code) for code in sorted(codes)]
+
+    def queryset(self, request, queryset):
+        value = self.value()
+        if not value:
+            return queryset
+        if not re.fullmatch(r"[A-Za-z]{2}", value):
+            return queryset.none()  # no country has that code
+        return queryset.filter(country=value.upper())
 
 
 class _ArrayContainsFilter(admin.SimpleListFilter):
@@ -172,8 +400,12 @@ def _stored_value(event: Event, name: str) -> str:
     return "-" if value in (None, "") else str(value)
 
 
+# "acled:12345": an event's id in another dataset, found by its unique (scheme, value) index.
+EXTERNAL_ID = re.compile(r"(?P<scheme>[A-Za-z0-9_-]{1,20}):(?P<value>[^\s\x00]{1,100})")
+
+
 @admin.register(Event)
-class EventAdmin(SubmitterPrivacyMixin, SimpleHistoryAdmin, GISModelAdmin):
+class EventAdmin(ScaleAdminMixin, SubmitterPrivacyMixin, SimpleHistoryAdmin, GISModelAdmin):
     form = EventAdminForm
     gis_widget = OfflineOSMWidget
     gis_widget_kwargs = {"attrs": {"default_lon": 68, "default_lat": 48, "default_zoom": 4}}
@@ -190,22 +422,23 @@ class EventAdmin(SubmitterPrivacyMixin, SimpleHistoryAdmin, GISModelAdmin):
     list_filter = [
         "status",
         YearFilter,
-        "country",
+        MonthFilter,
+        CountryFilter,
         GrievanceFilter,
         PoliceResponseFilter,
         "geo_precision",
         "is_generated",
     ]
-    search_fields = [
-        "title",
-        "description",
-        "location_detail",
-        "admin1",
-        "city__name",
-        "city__names__name",
-        "external_ids__value",
-    ]
-    date_hierarchy = "date"
+    # What the search reads (get_search_results): the event's search document (its title,
+    # description, place and region, its sources' titles and publishers, its organizers),
+    # its city by any name, and an external id typed as scheme:value.
+    search_fields = ["search"]
+    search_help_text = _(
+        "Words of the title, description, place, sources or organizers (by their start), a "
+        "city by any of its names, or an external id such as acled:12345."
+    )
+    # Sorting by a column without an index would sort every event: these have one.
+    sortable_by = ["date", "status", "country", "updated_at"]
     list_select_related = ["city"]
     autocomplete_fields = ["city", "organizers"]
     inlines = [SourceInline, ExternalIdInline]
@@ -247,6 +480,24 @@ class EventAdmin(SubmitterPrivacyMixin, SimpleHistoryAdmin, GISModelAdmin):
         ),
     ]
 
+    def get_search_results(self, request, queryset, search_term):
+        """The public list's search (tracker.search): every word by its start in the
+        indexed search document, or a city of that name (any language, former names, a
+        similar spelling); "scheme:value" an external id, by its unique index. No joins, so
+        no duplicates to remove."""
+        term = search_term.strip()
+        if not term:
+            return queryset, False
+        match = EXTERNAL_ID.fullmatch(term)
+        if match:
+            events = ExternalId.objects.filter(
+                scheme=match["scheme"].lower(), value=match["value"]
+            ).values_list("event_id", flat=True)
+            found = list(events[:1])
+            if found:
+                return queryset.filter(pk__in=events), False
+        return search.search(queryset, term), False
+
     def formfield_for_dbfield(self, db_field, request, **kwargs):
         if db_field.name in ("grievances", "police_responses"):
             terms = (
@@ -275,7 +526,7 @@ class CityNameInline(admin.TabularInline):
 
 
 @admin.register(City)
-class CityAdmin(SubmitterPrivacyMixin, GISModelAdmin):
+class CityAdmin(ScaleAdminMixin, SubmitterPrivacyMixin, GISModelAdmin):
     gis_widget = OfflineOSMWidget
     list_display = ["name", "name_ru", "name_kk", "country", "admin1", "population"]
     list_filter = ["country"]
@@ -284,22 +535,42 @@ class CityAdmin(SubmitterPrivacyMixin, GISModelAdmin):
 
 
 @admin.register(Organization)
-class OrganizationAdmin(SubmitterPrivacyMixin, SimpleHistoryAdmin):
+class OrganizationAdmin(ScaleAdminMixin, SubmitterPrivacyMixin, SimpleHistoryAdmin):
     list_display = ["name", "name_ru"]
     search_fields = ["name", "name_ru"]
 
 
 class ImportIssueInline(admin.TabularInline):
+    """The first ISSUES_SHOWN lines of a job's report, as on its page under /review/imports/:
+    a file of a million rows can have a hundred thousand, and the inline would render each.
+    The whole report is the job's report.csv (/api/v1/imports/<id>/report.csv)."""
+
+    ISSUES_SHOWN = 200
+
     model = ImportIssue
     extra = 0
     can_delete = False
     fields = ["row", "kind", "column", "value", "reason"]
     readonly_fields = fields
     max_num = 0
+    verbose_name_plural = _("import issues (the first 200 lines of the report)")
+
+    def get_queryset(self, request):
+        queryset = super().get_queryset(request)
+        match = request.resolver_match
+        job = str(match.kwargs.get("object_id", "")) if match else ""
+        if not (job.isascii() and job.isdigit()):
+            return queryset
+        first = (
+            ImportIssue.objects.filter(job_id=int(job))
+            .order_by("row", "id")
+            .values("pk")[: self.ISSUES_SHOWN]
+        )
+        return queryset.filter(pk__in=first)
 
 
 @admin.register(ImportJob)
-class ImportJobAdmin(SubmitterPrivacyMixin, admin.ModelAdmin):
+class ImportJobAdmin(ScaleAdminMixin, SubmitterPrivacyMixin, admin.ModelAdmin):
     list_display = ["id", "original_name", "format", "status", "publish", "message", "created_at"]
     list_filter = ["status", "format", "publish"]
     readonly_fields = [
@@ -314,7 +585,7 @@ class ImportJobAdmin(SubmitterPrivacyMixin, admin.ModelAdmin):
 
 
 @admin.register(ExportJob)
-class ExportJobAdmin(SubmitterPrivacyMixin, admin.ModelAdmin):
+class ExportJobAdmin(ScaleAdminMixin, SubmitterPrivacyMixin, admin.ModelAdmin):
     list_display = ["id", "layout", "query", "status", "rows_written", "created_at"]
     list_filter = ["status", "layout"]
     readonly_fields = ["layout", "query", "status", "message", "file", "rows_written",
@@ -327,7 +598,7 @@ class ExportJobAdmin(SubmitterPrivacyMixin, admin.ModelAdmin):
 User = get_user_model()
 
 
-class PrivateUserAdmin(SubmitterPrivacyMixin, UserAdmin):
+class PrivateUserAdmin(ScaleAdminMixin, SubmitterPrivacyMixin, UserAdmin):
     """Django's user admin without the way back from an event to its submitter: the stock
     one lets ?submitted_events=<event id> (a reverse relation passes as a local field) show
     who reported it. Lookups through any relation to events are refused."""
