@@ -11,7 +11,7 @@ from django.contrib.gis.admin import GISModelAdmin
 from django.core.exceptions import FieldDoesNotExist
 from django.core.paginator import Paginator
 from django.db import connections, models
-from django.db.models import Max, Min, QuerySet
+from django.db.models import Max, Min, Q, QuerySet
 from django.utils.dates import MONTHS
 from django.utils.functional import cached_property
 from django.utils.translation import gettext
@@ -101,11 +101,13 @@ class ScalePaginator(Paginator):
       is counted up to EXACT_UP_TO (a count of at most that many rows, LIMIT in a
       subquery), the planner's estimate above that. `estimated` says when; past an
       estimate every page number is read, an empty page shown empty.
-    - A deep page (from DEEP_FROM rows on) does not OFFSET over whole rows: when the list is
-      ordered first by a non-null column, the value at the page's first row is read by
-      itself (an index-only walk for the date, the status, the country, the id ...), the
-      rows before that value are counted the same way, and the page is read from that value
-      on with the small remaining offset. The rows are the ones OFFSET would give.
+    - A deep page (from DEEP_FROM rows on) does not OFFSET over whole rows, when the list
+      is ordered by plain non-null columns. If an index alone gives the first column in
+      order (the date, or the date of a status or a country: EXPLAIN says), its value at
+      the page's first row is read by itself, the rows before that value counted the same
+      way, and the page read from that value on with the small offset left. Otherwise the
+      whole ordering key of the page's first row is read (its columns only), and the page
+      from that key on (keyset). The rows are the ones OFFSET would give.
     """
 
     EXACT_UP_TO = 500
@@ -152,46 +154,79 @@ class ScalePaginator(Paginator):
 
     def _rows(self, bottom: int, top: int):
         queryset = self.object_list
-        lead = self._leading_column(queryset) if bottom >= self.DEEP_FROM else None
-        if lead is None:
+        keys = self._ordering_columns(queryset) if bottom >= self.DEEP_FROM else None
+        if not keys:
             return queryset[bottom:top]
-        name, descending = lead
-        first = list(
-            queryset.order_by(f"-{name}" if descending else name).values_list(name, flat=True)[
-                bottom : bottom + 1
-            ]
-        )
-        if not first:
+        name, descending = keys[0]
+        lead = queryset.order_by(f"-{name}" if descending else name).values_list(name, flat=True)
+        if _index_only(lead[bottom : bottom + 1]):
+            # The first column's value at the page's first row, and the rows before it,
+            # both from an index alone; then the few rows of that value before the page.
+            first = list(lead[bottom : bottom + 1])
+            if not first:
+                return queryset.none()
+            before = (
+                queryset.filter(**{f"{name}__{'gt' if descending else 'lt'}": first[0]})
+                .order_by()
+                .count()
+            )
+            rest = queryset.filter(**{f"{name}__{'lte' if descending else 'gte'}": first[0]})
+            return rest[bottom - before : top - before]
+        # Otherwise the whole ordering key of the page's first row (its columns only, not
+        # the whole rows OFFSET would read), and the page from that key on.
+        found = list(queryset.values_list(*(key for key, _ in keys))[bottom : bottom + 1])
+        if not found:
             return queryset.none()
-        before = (
-            queryset.filter(**{f"{name}__{'gt' if descending else 'lt'}": first[0]})
-            .order_by()
-            .count()
-        )
-        rest = queryset.filter(**{f"{name}__{'lte' if descending else 'gte'}": first[0]})
-        return rest[bottom - before : top - before]
+        key = found[0]
+        after = Q(**dict(zip((k for k, _ in keys), key, strict=True)))  # the key's row
+        for i, (column, desc) in enumerate(keys):
+            equal = {keys[j][0]: key[j] for j in range(i)}
+            after |= Q(**equal, **{f"{column}__{'lt' if desc else 'gt'}": key[i]})
+        bound = {f"{name}__{'lte' if descending else 'gte'}": key[0]}  # for the index
+        return queryset.filter(after, **bound)[: top - bottom]
 
     @staticmethod
-    def _leading_column(queryset) -> tuple[str, bool] | None:
-        """(column, descending) of the first ordering term, when it is a plain non-null
-        column of the model's own table."""
+    def _ordering_columns(queryset) -> list[tuple[str, bool]] | None:
+        """[(column, descending)] of the ordering, when every term is a plain non-null
+        column of the model's own table (the changelist ends it with the primary key)."""
         if not isinstance(queryset, QuerySet) or queryset.query.distinct:
             return None
         ordering = queryset.query.order_by
-        if not ordering or not isinstance(ordering[0], str):
-            return None
-        term = ordering[0]
-        name = term.removeprefix("-")
-        if "__" in name or name == "?":
+        if not ordering:
             return None
         opts = queryset.model._meta
-        try:
-            field = opts.pk if name == "pk" else opts.get_field(name)
-        except FieldDoesNotExist:
-            return None
-        if not getattr(field, "concrete", False) or field.is_relation or field.null:
-            return None
-        return field.attname, term.startswith("-")
+        columns = []
+        for term in ordering:
+            if not isinstance(term, str):
+                return None
+            name = term.removeprefix("-")
+            if "__" in name or name == "?":
+                return None
+            try:
+                field = opts.pk if name == "pk" else opts.get_field(name)
+            except FieldDoesNotExist:
+                return None
+            if not getattr(field, "concrete", False) or field.is_relation or field.null:
+                return None
+            columns.append((field.attname, term.startswith("-")))
+        return columns
+
+
+def _index_only(queryset: QuerySet) -> bool:
+    """Whether PostgreSQL plans to read the queryset from an index alone (EXPLAIN)."""
+    sql, params = queryset.query.sql_with_params()
+    with connections[queryset.db].cursor() as cursor:
+        cursor.execute("EXPLAIN (FORMAT JSON) " + sql, params)
+        plan = cursor.fetchone()[0]
+    if isinstance(plan, str):
+        plan = json.loads(plan)
+    kinds, nodes = set(), [plan[0]["Plan"]]
+    while nodes:
+        node = nodes.pop()
+        kinds.add(node["Node Type"])
+        nodes.extend(node.get("Plans", ()))
+    heap = {"Seq Scan", "Index Scan", "Bitmap Heap Scan", "Tid Scan", "Tid Range Scan"}
+    return "Index Only Scan" in kinds and not kinds & heap
 
 
 class ScaleChangeList(ChangeList):

@@ -178,6 +178,7 @@ class Command(BaseCommand):
             ("events ?country=KZ", f"{EVENTS}?country=KZ"),
             ("events ?country=KZ deep page p=1000", f"{EVENTS}?country=KZ&p=1000"),
             ("events ?grievance=labor", f"{EVENTS}?grievance=labor"),
+            ("events ?grievance=labor deep page p=500", f"{EVENTS}?grievance=labor&p=500"),
             ("events ?police_response=force", f"{EVENTS}?police_response=force"),
             ("events ?geo_precision=3", f"{EVENTS}?geo_precision__exact=3"),
             ("events ?is_generated=yes", f"{EVENTS}?is_generated__exact=1"),
@@ -194,6 +195,7 @@ class Command(BaseCommand):
             ("events ?q=Alma-Ata", f"{EVENTS}?q=Alma-Ata"),
             (f"events ?q={title_word} (title word)", f"{EVENTS}?q={title_word}"),
             ("events ?q=pensi (partial word)", f"{EVENTS}?q=pensi"),
+            ("events ?q=protest deep page p=100", f"{EVENTS}?q=protest&p=100"),
             ("events ?q=Almaty protest&country=KZ", f"{EVENTS}?q=Almaty+protest&country=KZ"),
         ]  # fmt: skip
         if external is not None:
