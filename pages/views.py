@@ -17,6 +17,7 @@ from django.http import Http404, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import formats, timezone
+from django.utils.translation import get_language
 from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.clickjacking import xframe_options_exempt
@@ -32,7 +33,7 @@ from pages.forms import (
 from tracker import selectors, taxonomy
 from tracker.health import health_report
 from tracker.history import is_moderator
-from tracker.models import Event
+from tracker.models import City, Event
 from tracker.selectors import city_search, published_date_range
 from tracker.services.events import (
     EventAlreadyReviewed,
@@ -55,6 +56,26 @@ def _terms(terms: tuple[taxonomy.Term, ...]) -> list[dict[str, str]]:
 
 
 MAP_PARAMS = ("colour",)
+# The most cities the basemap may label (the largest first); a few kB of JSON per thousand.
+PLACE_LABELS_MAX = 1000
+
+
+def _place_labels() -> list[list]:
+    """The gazetteer's cities for the basemap's labels: [name in the page's language, lat,
+    lng, population], largest first (the map labels more of them the closer it zooms)."""
+    language = (get_language() or "en")[:2]  # as City.label
+    rows = City.objects.order_by("-population", "name").values_list(
+        "name", "name_ru", "name_kk", "location", "population"
+    )[:PLACE_LABELS_MAX]
+    return [
+        [
+            City.label_of(name, name_ru, name_kk, language),
+            round(point.y, 4),
+            round(point.x, 4),
+            population,
+        ]
+        for name, name_ru, name_kk, point, population in rows
+    ]
 
 
 def _map_context(request, *, embed: bool = False) -> tuple[dict, bool]:
@@ -82,6 +103,7 @@ def _map_context(request, *, embed: bool = False) -> tuple[dict, bool]:
             "lastYear": last_year,
             "valid": valid,
             "embed": embed,
+            "places": _place_labels(),
         },
     }
     return context, valid

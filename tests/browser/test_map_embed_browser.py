@@ -22,6 +22,7 @@ from tests.browser.support import (
     _free_port,
     _stop,
     assert_accessible,
+    open_context,
     screenshot,
 )
 
@@ -282,3 +283,92 @@ def test_the_embedded_map_is_accessible(page, embed_url):
     page.wait_for_selector(READY, timeout=60_000)
     assert "Lethal force" in page.locator("#legend").inner_text()
     assert_accessible(page)
+
+
+# --- place labels on the basemap ---
+
+
+def _almaty_city(db_query) -> tuple[int, float, float]:
+    return db_query(
+        "SELECT id, ST_Y(location), ST_X(location) FROM tracker_city "
+        "WHERE name = 'Almaty' AND country = 'KZ'"
+    )[0]
+
+
+def place_label(page, text: str):
+    # The label's text (its icon box is a point, the text beside it).
+    label = page.locator(".leaflet-place-labels-pane .place-label > span", has_text=text)
+    label.first.wait_for()
+    assert label.count() == 1
+    return label.first
+
+
+@pytest.mark.parametrize(("locale", "name"), [("ru-RU", "Алматы"), ("en-GB", "Almaty")])
+def test_the_basemap_names_the_cities_in_the_interface_language(
+    browser, base_url, problems, db_query, locale, name
+):
+    context = open_context(browser, base_url, problems, locale=locale)
+    page = context.new_page()
+    try:
+        page.goto("/")
+        page.wait_for_selector(READY, timeout=60_000)
+        assert page.locator("html").get_attribute("lang") == locale[:2]
+        label = place_label(page, name)
+        assert label.inner_text() == name
+        # The other language's name is not there.
+        other = "Almaty" if name == "Алматы" else "Алматы"
+        assert page.locator(".place-label > span", has_text=other).count() == 0
+        # At the first zoom only the larger cities are named; closer in, more of them.
+        few = page.locator(".place-label").count()
+        assert 3 <= few <= 40
+        screenshot(page, f"map-labels-zoom5-{locale[:2]}")
+        pane = page.locator(".leaflet-place-labels-pane")
+        assert pane.get_attribute("aria-hidden") == "true"
+        assert page.locator(".place-label[tabindex], .place-label [tabindex]").count() == 0
+        lat, lng = _almaty_city(db_query)[1:]
+        # Closer in (the fragment moves the map, no reload): more, smaller places named.
+        page.evaluate(f"location.hash = 'map=9/{lat:.4f}/{lng:.4f}'")
+        page.wait_for_function(
+            "() => document.getElementById('map').dataset.view.startsWith('map=9/')"
+        )
+        place_label(page, name)
+        smallest = db_query(
+            "SELECT MIN(population) FROM tracker_city WHERE population < 200000 "
+            "AND ST_DWithin(location::geography, ST_MakePoint(%s, %s)::geography, 60000)",
+            (lng, lat),
+        )[0][0]
+        if smallest is not None:
+            assert page.locator(".place-label").count() > 1
+        screenshot(page, f"map-labels-{locale[:2]}")
+    finally:
+        context.close()
+
+
+def test_labels_do_not_take_the_clicks_of_a_marker_at_their_place(page, db_query):
+    city_id, lat, lng = _almaty_city(db_query)
+    page.goto(f"/?city={city_id}&year=2019#map=9/{lat:.4f}/{lng:.4f}")
+    assert shown(page) > 1
+    label = place_label(page, "Almaty")
+    marker = page.locator(".marker-stacked")
+    assert marker.count() == 1
+    # Never the target of the pointer: what is under the label's middle is not the label.
+    box = label.bounding_box()
+    hit = page.evaluate(
+        "([x, y]) => document.elementFromPoint(x, y).closest('.place-label') === null",
+        [box["x"] + box["width"] / 2, box["y"] + box["height"] / 2],
+    )
+    assert hit
+    assert label.evaluate("el => getComputedStyle(el).pointerEvents") == "none"
+    # The label sits at the marker's place, and a click on the marker opens its list.
+    marker_box = marker.bounding_box()
+    assert abs(box["y"] + box["height"] / 2 - (marker_box["y"] + marker_box["height"] / 2)) < 20
+    assert 0 <= box["x"] - (marker_box["x"] + marker_box["width"]) < 30
+    page.mouse.click(
+        marker_box["x"] + marker_box["width"] / 2, marker_box["y"] + marker_box["height"] / 2
+    )
+    page.locator(".leaflet-popup-content .stacked").wait_for()
+    # Keyboard: Tab from the map reaches the marker, never a label.
+    page.keyboard.press("Escape")
+    page.locator("#map").focus()
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.closest('.place-label') === null")

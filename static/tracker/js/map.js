@@ -108,7 +108,7 @@
     map.setView(view.center, view.zoom);
   });
 
-  TrackerBasemap.add(map, container);
+  TrackerBasemap.add(map, container, { places: config.places });
   // Supercluster indexes the points once per load (100,000 in about a second here); each
   // move or zoom then draws only the clusters and points in view.
   var layer = L.layerGroup().addTo(map);
