@@ -325,6 +325,9 @@ class Event(models.Model):
             models.Index(fields=["status", "date"], name="event_status_date_idx"),
             models.Index(fields=["country", "date"], name="event_country_date_idx"),
             models.Index(fields=["updated_at"], name="event_updated_idx"),
+            # The admin's location-precision filter, newest first: 1 s -> 0.1 ms at a million
+            # events when few or none match (benchmark_admin); 7 MB.
+            models.Index(fields=["geo_precision", "date"], name="event_geo_precision_date_idx"),
             GinIndex(fields=["grievances"], name="event_grievances_gin"),
             GinIndex(fields=["police_responses"], name="event_police_gin"),
             # The API's ordering=-arrests pages on this expression (NULL sorts as -1):
