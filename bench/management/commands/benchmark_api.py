@@ -369,6 +369,16 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, **options):
+        manifest = Path(settings.STATIC_ROOT) / "staticfiles.json"
+        if (
+            not options["skip_dashboard"]
+            and "Manifest" in settings.STORAGES["staticfiles"]["BACKEND"]
+            and not manifest.exists()
+        ):
+            raise CommandError(
+                f"The dashboard page needs the static files' manifest ({manifest}), as on a "
+                "server: run `python manage.py collectstatic --noinput` first (make run does)."
+            )
         self.database_url = options["database_url"]
         if self.database_url:
             self._use_database(self.database_url)
