@@ -62,8 +62,14 @@ supervise() {
 # Two Celery workers, one per queue (config/settings.py): the light tasks (geocoding,
 # sweeps, the heartbeat of /healthz), and the imports and exports, so that a long import
 # never holds up the geocoding of new submissions.
-read -r light_queue jobs_queue < <(.venv/bin/python manage.py shell -c \
+# (From the settings alone: `manage.py shell` prints more than what it is asked.)
+queues=$(DJANGO_SETTINGS_MODULE=config.settings .venv/bin/python -c \
   "from django.conf import settings as s; print(s.CELERY_TASK_DEFAULT_QUEUE, s.CELERY_JOBS_QUEUE)")
+read -r light_queue jobs_queue <<<"$queues"
+if [ -z "$light_queue" ] || [ -z "$jobs_queue" ]; then
+  echo "run: could not read the Celery queue names from the settings (got: '$queues')" >&2
+  exit 1
+fi
 supervise "worker" .run/worker.log \
   .venv/bin/celery -A config worker --loglevel=INFO --concurrency=1 -Q "$light_queue" -n "light@%h" &
 pids+=($!)
@@ -89,7 +95,8 @@ cat <<MSG
     admin:   http://$HOST:$PORT/admin/   (demo accounts: admin, moderator, contributor;
                                           password: \$DEMO_PASSWORD or "tracker-demo")
     API:     http://$HOST:$PORT/api/v1/      health: http://$HOST:$PORT/healthz
-  Celery worker and beat logs: .run/worker.log, .run/beat.log (restarted if they die).
+  Celery workers and beat logs: .run/worker.log, .run/jobs-worker.log, .run/beat.log
+  (restarted if they die).
   Ctrl-C stops everything.
 
 MSG
